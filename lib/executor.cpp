@@ -1,0 +1,178 @@
+#include "uvaio/executor.hpp"
+
+#include <utility>
+
+#include "log_internal.hpp"
+#include "loop_impl.hpp"
+#include "uvaio/detail/work_item.hpp"
+#include "uvaio/loop.hpp"
+
+namespace uvaio {
+
+namespace detail {
+
+namespace {
+
+void on_uv_work(uv_work_t* request) {
+  // A worker thread: only the callable and the result slot are touched here.
+  static_cast<WorkItemBase*>(request->data)->invoke_on_worker();
+}
+
+void on_uv_after_work(uv_work_t* request, int /*status*/) {
+  // The loop thread. UV_ECANCELED needs no special case: uv_cancel is only
+  // called after cancel_work() marked the item dropped.
+  static_cast<WorkItemBase*>(request->data)->complete_on_loop();
+}
+
+}  // namespace
+
+WorkItemBase::WorkItemBase(LoopImpl& loop) : work_loop_(&loop), mailbox_(loop.mailbox_) {
+  mailbox_->add_ref();
+  uv_req_.data = this;
+}
+
+WorkItemBase::~WorkItemBase() { mailbox_->release(); }
+
+std::string WorkItemBase::describe() const { return "work completion"; }
+
+void WorkItemBase::invoke_on_worker() noexcept {
+  std::uint8_t expected = queued;
+  if (phase_.compare_exchange_strong(expected, running, std::memory_order_acq_rel)) {
+    call();
+    phase_.store(finished, std::memory_order_release);
+  }
+}
+
+void WorkItemBase::post_completion() noexcept {
+  std::uint8_t expected = queued;
+  phase_.compare_exchange_strong(expected, dropped, std::memory_order_acq_rel);
+  if (!mailbox_->post(*this)) release_owner();
+}
+
+void WorkItemBase::complete_on_loop() noexcept {
+  LoopImpl& loop = *work_loop_;
+  loop.unlink_work(*this);
+  FutureCore& future = future_core();
+  if (!future.done() && !loop.closing()) {
+    if (phase() == finished) {
+      deliver();
+    } else {
+      // Dropped by the executor before it ran: completes as cancelled.
+      future.cancel({});
+    }
+  }
+  release_owner();
+}
+
+void WorkItemBase::cancel_work() noexcept {
+  std::uint8_t expected = queued;
+  const bool claimed = phase_.compare_exchange_strong(expected, dropped, std::memory_order_acq_rel);
+  if (claimed && uv_queued_ && in_flight_) {
+    // Still in libuv's queue: take it out so it does not hold a worker slot.
+    // If a worker picked it up meanwhile, uv_cancel fails and the worker skips it.
+    uv_cancel(reinterpret_cast<uv_req_t*>(&uv_req_));
+  }
+  request_stop();
+}
+
+void WorkItemBase::release_owner() noexcept {
+  if (owners_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete_item();
+}
+
+void submit_work(LoopImpl& loop, Executor* executor, WorkItemBase& item) {
+  if (executor == nullptr) {
+    if (loop.executor_shutdown_called_) {
+      item.release_owner();
+      throw RuntimeError("Executor shutdown has been called");
+    }
+    executor = loop.default_executor().get();
+  }
+  item.executor_ = executor;
+  item.via_default_ = loop.default_executor_.get() == executor;
+  loop.link_work(item);
+  executor->execute(Work(&item));
+}
+
+}  // namespace detail
+
+// --- Work ---------------------------------------------------------------------
+
+Work& Work::operator=(Work&& other) noexcept {
+  if (this != &other) {
+    Work old(std::move(*this));
+    item_ = std::exchange(other.item_, nullptr);
+  }
+  return *this;
+}
+
+Work::~Work() {
+  if (item_ != nullptr) item_->post_completion();
+}
+
+void Work::operator()() noexcept {
+  detail::WorkItemBase* item = std::exchange(item_, nullptr);
+  if (item == nullptr) return;
+  item->invoke_on_worker();
+  item->post_completion();
+}
+
+Executor::~Executor() = default;
+
+// --- UvWorkExecutor -----------------------------------------------------------
+
+UvWorkExecutor::UvWorkExecutor(Loop& loop) : loop_(&loop.impl()), mailbox_(loop.impl().mailbox_) {
+  mailbox_->add_ref();
+}
+
+UvWorkExecutor::~UvWorkExecutor() { mailbox_->release(); }
+
+void UvWorkExecutor::execute(Work work) {
+  detail::WorkItemBase* item = work.release();
+  if (item == nullptr) return;
+  // On every failure the item goes back into a Work, whose destructor
+  // completes it as cancelled.
+  if (shut_down_) {
+    Work back(item);
+    throw RuntimeError("cannot schedule new futures after shutdown");
+  }
+  if (mailbox_->closed()) {
+    Work back(item);
+    throw RuntimeError("Event loop is closed");
+  }
+  if (item->work_loop_ != loop_) {
+    Work back(item);
+    throw RuntimeError("UvWorkExecutor runs only work submitted by its own loop");
+  }
+  if (loop_->running_ && !loop_->on_loop_thread()) {
+    Work back(item);
+    throw RuntimeError("UvWorkExecutor::execute() called off its loop's thread");
+  }
+  item->uv_queued_ = true;
+  const int rc = uv_queue_work(&loop_->uv_, &item->uv_req_, detail::on_uv_work, detail::on_uv_after_work);
+  if (rc != 0) {
+    item->uv_queued_ = false;
+    Work back(item);
+    throw UvError(rc, "uv_queue_work");
+  }
+}
+
+std::size_t UvWorkExecutor::in_flight() const {
+  if (mailbox_->closed()) return 0;
+  return loop_->in_flight_for(this);
+}
+
+void UvWorkExecutor::shutdown(bool wait, bool cancel_futures) {
+  shut_down_ = true;
+  if (mailbox_->closed()) return;
+  if (cancel_futures) loop_->cancel_work_for(this);
+  if (wait) {
+    const std::size_t pending = loop_->in_flight_for(this);
+    if (pending > 0) {
+      throw RuntimeError("UvWorkExecutor::shutdown(wait=true) would deadlock: " + std::to_string(pending) +
+                         " work item(s) are in flight and their completions need this loop; await "
+                         "Loop::shutdown_default_executor() instead");
+    }
+  }
+}
+
+}  // namespace uvaio

@@ -1,0 +1,138 @@
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <uv.h>
+
+#include "mailbox.hpp"
+#include "uvaio/detail/core.hpp"
+#include "uvaio/detail/work_item.hpp"
+#include "uvaio/executor.hpp"
+#include "uvaio/future.hpp"
+#include "uvaio/loop.hpp"
+
+namespace uvaio::detail {
+
+// Everything behind uvaio::Loop. One iteration follows asyncio's _run_once:
+// poll libuv (blocking only when nothing is ready), move the timers that are due
+// onto the ready queue in deadline order, then run exactly the entries that were
+// ready at that point. libuv callbacks (the wake-up async, after_work, the wake
+// timer) only move things onto the ready queue; user code runs in one place.
+class LoopImpl {
+ public:
+  LoopImpl(Loop& owner, const LoopOptions& options);
+  LoopImpl(const LoopImpl&) = delete;
+  LoopImpl& operator=(const LoopImpl&) = delete;
+  ~LoopImpl();
+
+  void run_forever();
+  void run_until_done(FutureCore& future);
+  void stop() noexcept { stopping_ = true; }
+  void close();
+
+  void push_ready(Runnable& entry) noexcept;
+  void post_threadsafe(Runnable& entry);
+  void add_timer(TimerNode& node, TimePoint deadline) noexcept;
+  void remove_timer(TimerNode& node) noexcept;
+
+  void link_future(FutureCore& future) noexcept;
+  void unlink_future(FutureCore& future) noexcept;
+  void link_pending(TaskCore& task) noexcept;
+  void unlink_pending(TaskCore& task) noexcept;
+  std::vector<TaskCore*> pending_tasks() const;
+
+  void link_work(WorkItemBase& item) noexcept;
+  void unlink_work(WorkItemBase& item) noexcept;
+  std::size_t in_flight_for(const Executor* executor) const noexcept;
+  void cancel_work_for(const Executor* executor) noexcept;
+  std::shared_ptr<Executor>& default_executor();
+
+  // Throws if the loop cannot take new work (closed; wrong thread in debug mode).
+  void check_usable(const char* method) const;
+  void report(const ExceptionContext& context) noexcept;
+  bool on_loop_thread() const noexcept;
+  bool accepting() const noexcept { return !closed_; }
+  bool closing() const noexcept { return closing_ || closed_; }
+
+  Loop& owner_;
+  uv_loop_t uv_{};
+  Mailbox* mailbox_ = nullptr;
+
+  bool running_ = false;
+  bool stopping_ = false;
+  bool closing_ = false;
+  bool closed_ = false;
+  bool debug_ = false;
+  Duration slow_callback_duration_;
+  std::thread::id thread_;
+  ExceptionHandler handler_;
+
+  std::shared_ptr<Executor> default_executor_;
+  bool executor_shutdown_called_ = false;
+  std::size_t default_in_flight_ = 0;
+  std::vector<Future<bool>> drain_waiters_;
+
+ private:
+  // Stops run_until_done's loop one iteration after the future completed, as
+  // asyncio's done callback does; ignored if that run already returned.
+  class StopEntry final : public Runnable {
+   public:
+    explicit StopEntry(LoopImpl& loop) noexcept : loop_(loop) {}
+    void run() noexcept override;
+    void discard() noexcept override { queued_ = false; }
+    const void* target_ = nullptr;
+    bool queued_ = false;
+
+   private:
+    LoopImpl& loop_;
+  };
+
+  void run_once() noexcept;
+  void run_ready() noexcept;
+  void run_entry(Runnable& entry) noexcept;
+  void move_due_timers() noexcept;
+  void drain_mailbox() noexcept;
+  void discard_ready() noexcept;
+  void drop_timers() noexcept;
+  void destroy_pending_tasks() noexcept;
+  void wait_for_work_in_flight() noexcept;
+  void close_handles() noexcept;
+
+  bool timer_less(const TimerNode* a, const TimerNode* b) const noexcept;
+  void sift_up(std::size_t index) noexcept;
+  void sift_down(std::size_t index) noexcept;
+  void place(std::size_t index, TimerNode* node) noexcept;
+
+  static void on_wakeup(uv_async_t* handle);
+  static void on_wake_timer(uv_timer_t* handle);
+
+  uv_async_t wakeup_{};
+  uv_timer_t wake_timer_{};
+  bool wake_timer_armed_ = false;
+
+  Runnable* ready_first_ = nullptr;
+  Runnable* ready_last_ = nullptr;
+
+  std::vector<TimerNode*> timers_;
+  std::uint64_t next_timer_seq_ = 0;
+
+  StopEntry stop_entry_{*this};
+  const void* until_token_ = nullptr;
+
+  FutureCore* live_first_ = nullptr;
+  TaskCore* pending_first_ = nullptr;
+  WorkItemBase* work_first_ = nullptr;
+};
+
+// The thread's running loop and current task.
+extern thread_local LoopImpl* t_running_loop;
+extern thread_local TaskCore* t_current_task;
+
+std::string describe_exception(const std::exception_ptr& error);
+std::string format_seconds(Duration d);
+
+}  // namespace uvaio::detail
