@@ -1,0 +1,93 @@
+#pragma once
+
+// Helpers shared by the test files. Keep them small and obvious.
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <uvaio/log.hpp>
+#include <uvaio/uvaio.hpp>
+
+namespace test_support {
+
+// Captures what uvaio logs while it lives (installs itself with
+// uvaio::set_logger, restores the previous logger when destroyed).
+class LogCapture {
+ public:
+  LogCapture() : sink_(std::make_shared<Sink>()), previous_(uvaio::logger()) {
+    auto logger = std::make_shared<spdlog::logger>("uvaio-test", sink_);
+    logger->set_level(spdlog::level::trace);
+    uvaio::set_logger(logger);
+  }
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+  ~LogCapture() { uvaio::set_logger(previous_); }
+
+  std::vector<std::string> lines() const { return sink_->lines(); }
+  // How many captured lines contain `text`.
+  std::size_t count(const std::string& text) const {
+    auto all = lines();
+    return static_cast<std::size_t>(
+        std::count_if(all.begin(), all.end(), [&](const std::string& l) { return l.find(text) != std::string::npos; }));
+  }
+  bool contains(const std::string& text) const { return count(text) > 0; }
+
+ private:
+  class Sink final : public spdlog::sinks::base_sink<std::mutex> {
+   public:
+    std::vector<std::string> lines() {
+      std::lock_guard<std::mutex> lock(this->mutex_);
+      return lines_;
+    }
+
+   protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+      lines_.emplace_back(msg.payload.data(), msg.payload.size());
+    }
+    void flush_() override {}
+
+   private:
+    std::vector<std::string> lines_;
+  };
+
+  std::shared_ptr<Sink> sink_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+// Records every context the loop's exception handler receives.
+struct HandlerCapture {
+  explicit HandlerCapture(uvaio::Loop& loop) {
+    loop.set_exception_handler([this](uvaio::Loop&, const uvaio::ExceptionContext& context) {
+      contexts.push_back(context);
+    });
+  }
+  std::vector<uvaio::ExceptionContext> contexts;
+};
+
+// Counts constructions and destructions of instances, to check lifetimes.
+struct Counted {
+  static inline std::atomic<int> constructed{0};
+  static inline std::atomic<int> destroyed{0};
+  static void reset() {
+    constructed = 0;
+    destroyed = 0;
+  }
+  static int alive() { return constructed - destroyed; }
+
+  int value = 0;
+  explicit Counted(int v = 0) : value(v) { ++constructed; }
+  Counted(const Counted& other) : value(other.value) { ++constructed; }
+  Counted(Counted&& other) noexcept : value(other.value) { ++constructed; }
+  Counted& operator=(const Counted&) = default;
+  Counted& operator=(Counted&&) noexcept = default;
+  ~Counted() { ++destroyed; }
+};
+
+}  // namespace test_support
