@@ -75,6 +75,15 @@ void WorkItemBase::cancel_work() noexcept {
   request_stop();
 }
 
+void WorkItemBase::abandon() noexcept {
+  FutureCore& future = future_core();
+  if (future.done()) {
+    cancel_work();
+  } else {
+    future.cancel("the event loop was closed");  // calls cancel_work() through on_cancelled()
+  }
+}
+
 void WorkItemBase::release_owner() noexcept {
   if (owners_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete_item();
 }

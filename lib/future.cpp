@@ -248,8 +248,9 @@ bool suspend_on_future(FutureCore& future, DoneNode& node, std::coroutine_handle
                        " attached to a different loop");
   }
   task = current;
-  std::string message;
-  if (current->take_pending_cancel(message)) {
+  if (current->cancel_pending()) {
+    std::string message;
+    current->take_pending_cancel(message);
     future.cancel(std::move(message));
     if (future.done()) return false;
   }

@@ -11,7 +11,7 @@ namespace detail {
 namespace {
 // The callback running on this thread, so that a callback cancelling its own
 // handle does not wait for itself.
-thread_local const CallbackCore* t_running_callback = nullptr;
+UVAIO_TLS_MODEL thread_local const CallbackCore* t_running_callback = nullptr;
 }  // namespace
 
 CallbackCore::~CallbackCore() = default;

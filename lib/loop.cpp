@@ -15,8 +15,10 @@ namespace uvaio {
 
 namespace detail {
 
-thread_local LoopImpl* t_running_loop = nullptr;
-thread_local TaskCore* t_current_task = nullptr;
+// initial-exec: these are read on every await and callback; the default model
+// for a shared library would call __tls_get_addr each time.
+UVAIO_TLS_MODEL thread_local LoopImpl* t_running_loop = nullptr;
+UVAIO_TLS_MODEL thread_local TaskCore* t_current_task = nullptr;
 
 namespace {
 
@@ -249,6 +251,7 @@ void LoopImpl::post_threadsafe(Runnable& entry) {
 }
 
 void LoopImpl::drain_mailbox() noexcept {
+  if (!mailbox_->has_entries()) return;
   Runnable* first = mailbox_->take_all();
   if (first == nullptr) return;
   // Splice the list as it is: one producer's entries keep their order.
@@ -450,12 +453,7 @@ void LoopImpl::close() {
   drop_timers();
   // Work that has not started never will; running work is asked to stop. Their
   // futures end cancelled without callbacks (nothing user-visible runs now).
-  for (WorkItemBase* item = work_first_; item != nullptr;) {
-    WorkItemBase* next = item->next_in_flight_;
-    item->cancel_work();
-    next = item->next_in_flight_;
-    item = next;
-  }
+  for (WorkItemBase* item = work_first_; item != nullptr; item = item->next_in_flight_) item->abandon();
   destroy_pending_tasks();
   discard_ready();
   wait_for_work_in_flight();

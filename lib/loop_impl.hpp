@@ -128,9 +128,15 @@ class LoopImpl {
   WorkItemBase* work_first_ = nullptr;
 };
 
+#if defined(__GNUC__) && !defined(_WIN32)
+#define UVAIO_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#else
+#define UVAIO_TLS_MODEL
+#endif
+
 // The thread's running loop and current task.
-extern thread_local LoopImpl* t_running_loop;
-extern thread_local TaskCore* t_current_task;
+extern UVAIO_TLS_MODEL thread_local LoopImpl* t_running_loop;
+extern UVAIO_TLS_MODEL thread_local TaskCore* t_current_task;
 
 std::string describe_exception(const std::exception_ptr& error);
 std::string format_seconds(Duration d);

@@ -32,7 +32,7 @@ class Mailbox {
   // Any thread. False once the loop closed the mailbox.
   bool post(Runnable& entry) noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (closed_) return false;
+    if (closed_.load(std::memory_order_relaxed)) return false;
     entry.next_runnable_ = nullptr;
     if (last_ != nullptr) {
       last_->next_runnable_ = &entry;
@@ -55,14 +55,11 @@ class Mailbox {
   // Loop thread: refuse further posts; returns what was still queued.
   Runnable* close() noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
-    closed_ = true;
+    closed_.store(true, std::memory_order_release);
     return take_locked();
   }
 
-  bool closed() const noexcept {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return closed_;
-  }
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
   // A cheap hint for the loop thread; take_all() is the truth.
   bool has_entries() const noexcept { return has_entries_.load(std::memory_order_acquire); }
@@ -80,7 +77,7 @@ class Mailbox {
   mutable std::mutex mutex_;
   Runnable* first_ = nullptr;
   Runnable* last_ = nullptr;
-  bool closed_ = false;
+  std::atomic<bool> closed_{false};
   std::atomic<bool> has_entries_{false};
   std::atomic<std::uint32_t> refs_{1};
   uv_async_t* async_;

@@ -123,8 +123,7 @@ bool TaskCore::take_pending_cancel(std::string& message) noexcept {
   return true;
 }
 
-void TaskCore::throw_if_cancel_pending() {
-  if (!must_cancel_) return;
+void TaskCore::throw_pending_cancel() {
   must_cancel_ = false;
   throw CancelledError(std::move(must_cancel_message_));
 }

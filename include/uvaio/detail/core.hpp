@@ -211,8 +211,11 @@ class UVAIO_API TaskCore : public FutureCore, public Runnable {
   // A cancel() arrived while the task was running: the awaiter about to suspend
   // cancels what it awaits at once (asyncio bpo-34872). True if one was pending.
   bool take_pending_cancel(std::string& message) noexcept;
+  bool cancel_pending() const noexcept { return must_cancel_; }
   // Throws CancelledError if a cancellation arrived after the wake-up.
-  void throw_if_cancel_pending();
+  void throw_if_cancel_pending() {
+    if (must_cancel_) throw_pending_cancel();
+  }
   void suspend_on(Cancellable* waiting_on, std::coroutine_handle<> resume_point) noexcept;
   // Put the task's next step on the ready queue.
   void wake() noexcept;
@@ -232,6 +235,7 @@ class UVAIO_API TaskCore : public FutureCore, public Runnable {
 
  private:
   friend class LoopImpl;
+  [[noreturn]] void throw_pending_cancel();
   void step() noexcept;
   void destroy_frame() noexcept;
 

@@ -54,6 +54,9 @@ class UVAIO_API WorkItemBase : public Runnable {
   // Loop thread: the future was cancelled (or the loop closes). Work that has
   // not started never runs; running work is asked to stop through its token.
   void cancel_work() noexcept;
+  // Loop thread, loop closing: the future ends cancelled (no callback runs
+  // any more) and the work is cancelled as above.
+  void abandon() noexcept;
   // One side is done with the item; the last one frees it.
   void release_owner() noexcept;
 
