@@ -51,16 +51,20 @@ void WorkItemBase::post_completion() noexcept {
 
 void WorkItemBase::complete_on_loop() noexcept {
   LoopImpl& loop = *work_loop_;
-  loop.unlink_work(*this);
   FutureCore& future = future_core();
+  bool delivered = false;
   if (!future.done() && !loop.closing()) {
     if (phase() == finished) {
       deliver();
+      delivered = true;
     } else {
       // Dropped by the executor before it ran: completes as cancelled.
       future.cancel({});
     }
   }
+  // A cancelled future, or a closing loop: the result is dropped here and now.
+  if (!delivered) discard_outcome();
+  loop.unlink_work(*this);  // drops the in-flight reference to the future
   release_owner();
 }
 

@@ -2,6 +2,8 @@
 
 #include <cxxabi.h>
 
+#include <atomic>
+
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -180,7 +182,9 @@ std::exception_ptr FutureCore::exception() {
 }
 
 CallbackId FutureCore::add_done_node(DoneNode& node) {
-  node.id_ = next_callback_id_++;
+  // Unique in the process, so an id given to the wrong future removes nothing.
+  static std::atomic<std::uint64_t> next_id{1};
+  node.id_ = next_id.fetch_add(1, std::memory_order_relaxed);
   const CallbackId id{node.id_};
   if (done()) {
     // asyncio schedules it through call_soon even now (never inline).

@@ -81,31 +81,36 @@ bool LoopImpl::on_loop_thread() const noexcept { return t_running_loop == this; 
 
 void LoopImpl::check_usable(const char* method) const {
   if (closed_) throw RuntimeError("Event loop is closed");
-  if (debug_ && running_ && std::this_thread::get_id() != thread_) {
-    throw RuntimeError(
-        fmt::format("Non-thread-safe operation invoked on an event loop other than the current one: "
-                    "{}() called from thread {} while the loop runs in thread {}",
-                    method, thread_id_string(std::this_thread::get_id()), thread_id_string(thread_)));
+  if (debug_ && running_.load(std::memory_order_acquire) && !on_loop_thread()) {
+    throw RuntimeError(fmt::format(
+        "Non-thread-safe operation invoked on an event loop other than the current one: "
+        "{}() called from thread {} while the loop runs in thread {}",
+        method, thread_id_string(std::this_thread::get_id()),
+        thread_id_string(thread_.load(std::memory_order_acquire))));
   }
 }
 
 // --- running ------------------------------------------------------------------
 
-void LoopImpl::run_forever() {
+void LoopImpl::check_can_run() const {
   if (closed_) throw RuntimeError("Event loop is closed");
-  if (running_) throw RuntimeError("This event loop is already running");
+  if (running_.load(std::memory_order_relaxed)) throw RuntimeError("This event loop is already running");
   if (t_running_loop != nullptr) {
     throw RuntimeError("Cannot run the event loop while another loop is running");
   }
-  running_ = true;
-  thread_ = std::this_thread::get_id();
+}
+
+void LoopImpl::run_forever() {
+  check_can_run();
+  thread_.store(std::this_thread::get_id(), std::memory_order_release);
+  running_.store(true, std::memory_order_release);
   t_running_loop = this;
   for (;;) {
     run_once();
     if (stopping_) break;
   }
   stopping_ = false;
-  running_ = false;
+  running_.store(false, std::memory_order_release);
   t_running_loop = nullptr;
 }
 
@@ -145,8 +150,7 @@ class StopNode final : public DoneNode {
 }  // namespace
 
 void LoopImpl::run_until_done(FutureCore& future) {
-  if (closed_) throw RuntimeError("Event loop is closed");
-  if (running_) throw RuntimeError("This event loop is already running");
+  check_can_run();
   if (future.loop() != this) {
     throw ValueError("The future belongs to a different loop than the one it is run on");
   }
@@ -223,9 +227,12 @@ void LoopImpl::run_entry(Runnable& entry) noexcept {
 }
 
 void LoopImpl::push_ready(Runnable& entry) noexcept {
-  // Keep call_soon_threadsafe's order relative to call_soon: entries another
-  // thread posted before this call go first.
-  if (mailbox_->has_entries() && on_loop_thread()) drain_mailbox();
+  // Keep call_soon_threadsafe's order relative to call_soon: entries posted
+  // before this call go first. (While the loop is not running, call_soon comes
+  // from the thread that owns it; the mailbox's mutex makes the drain safe.)
+  if (mailbox_->has_entries() && (on_loop_thread() || !running_.load(std::memory_order_relaxed))) {
+    drain_mailbox();
+  }
   entry.next_runnable_ = nullptr;
   if (ready_last_ != nullptr) {
     ready_last_->next_runnable_ = &entry;
@@ -236,10 +243,7 @@ void LoopImpl::push_ready(Runnable& entry) noexcept {
 }
 
 void LoopImpl::post_threadsafe(Runnable& entry) {
-  if (closed_) {
-    entry.discard();
-    throw RuntimeError("Event loop is closed");
-  }
+  // Other threads learn that the loop closed from the mailbox, never from closed_.
   if (on_loop_thread()) {
     push_ready(entry);
     return;
@@ -385,6 +389,7 @@ std::vector<TaskCore*> LoopImpl::pending_tasks() const {
 }
 
 void LoopImpl::link_work(WorkItemBase& item) noexcept {
+  item.future_core().add_ref();  // released by unlink_work
   item.in_flight_ = true;
   item.prev_in_flight_ = nullptr;
   item.next_in_flight_ = work_first_;
@@ -410,6 +415,7 @@ void LoopImpl::unlink_work(WorkItemBase& item) noexcept {
       if (!waiter.done()) waiter.set_result(true);
     }
   }
+  item.future_core().release();
 }
 
 std::size_t LoopImpl::in_flight_for(const Executor* executor) const noexcept {
@@ -602,6 +608,7 @@ Loop::~Loop() {
 }
 
 void Loop::run_forever() { impl_->run_forever(); }
+void Loop::check_can_run() const { impl_->check_can_run(); }
 void Loop::run_until_done(detail::FutureCore& future) { impl_->run_until_done(future); }
 void Loop::stop() noexcept { impl_->stop(); }
 void Loop::close() { impl_->close(); }

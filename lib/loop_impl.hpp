@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -30,6 +31,8 @@ class LoopImpl {
   ~LoopImpl();
 
   void run_forever();
+  // The refusals of run_forever/run_until_complete, asyncio's wording.
+  void check_can_run() const;
   void run_until_done(FutureCore& future);
   void stop() noexcept { stopping_ = true; }
   void close();
@@ -62,13 +65,14 @@ class LoopImpl {
   uv_loop_t uv_{};
   Mailbox* mailbox_ = nullptr;
 
-  bool running_ = false;
+  // Read by other threads (debug-mode thread checks, executors): atomic.
+  std::atomic<bool> running_{false};
   bool stopping_ = false;
   bool closing_ = false;
   bool closed_ = false;
   bool debug_ = false;
   Duration slow_callback_duration_;
-  std::thread::id thread_;
+  std::atomic<std::thread::id> thread_{};
   ExceptionHandler handler_;
 
   std::shared_ptr<Executor> default_executor_;

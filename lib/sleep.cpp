@@ -27,7 +27,7 @@ bool SleepAwaiter::await_suspend(std::coroutine_handle<> h) {
     task->wake();
   } else {
     state_ = State::armed;
-    loop_->add_timer(*this, Clock::now() + delay_);
+    loop_->add_timer(*this, deadline_after(delay_));
   }
   return true;
 }

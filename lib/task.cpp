@@ -24,6 +24,7 @@ void TaskCore::destroy_frame() noexcept {
   if (!root_) return;
   std::coroutine_handle<> frame = std::exchange(root_, {});
   resume_point_ = {};
+  next_to_run_ = {};
   waiting_on_ = nullptr;
   frame.destroy();
 }
@@ -68,8 +69,12 @@ void TaskCore::step() noexcept {
   started_ = true;
   TaskCore* const previous = t_current_task;
   t_current_task = this;
-  std::coroutine_handle<> resume_point = std::exchange(resume_point_, {});
-  resume_point.resume();
+  // The trampoline: Async frames hand over to each other through next_to_run_.
+  std::coroutine_handle<> next = std::exchange(resume_point_, {});
+  do {
+    next.resume();
+    next = std::exchange(next_to_run_, {});
+  } while (next);
   t_current_task = previous;
   if (done()) destroy_frame();
 }

@@ -62,6 +62,7 @@ class UVAIO_API Loop {
   // its result copied out; as an rvalue, moved out.
   template <class T>
   T run_until_complete(Async<T> coro) {
+    check_can_run();  // before a task exists, so that a refused call schedules nothing
     Task<T> task = create_task(std::move(coro));
     run_until_done(*task.state());
     return result_of<T, true>(task);
@@ -126,7 +127,7 @@ class UVAIO_API Loop {
   template <class F>
     requires std::invocable<std::decay_t<F>&>
   TimerHandle call_later(Duration delay, F&& fn) {
-    return call_at(time() + delay, std::forward<F>(fn));
+    return call_at(detail::deadline_after(delay), std::forward<F>(fn));
   }
   template <class F>
     requires std::invocable<std::decay_t<F>&>
@@ -197,6 +198,7 @@ class UVAIO_API Loop {
   detail::LoopImpl& impl() noexcept { return *impl_; }
 
  private:
+  void check_can_run() const;
   void run_until_done(detail::FutureCore& future);
   void post_threadsafe(detail::CallbackCore& core);
   template <class T, bool Move, class H>

@@ -22,6 +22,7 @@ class TaskState final : public TaskCore {
   TaskState(LoopImpl* loop, std::coroutine_handle<AsyncPromise<T>> root, std::string name)
       : TaskCore(loop, root, std::move(name)) {
     root.promise().task_ = this;
+    root.promise().next_slot_ = trampoline_slot();
   }
 
   void on_root_complete() noexcept override {

@@ -186,7 +186,6 @@ class UVAIO_API FutureCore : public Cancellable {
   std::string cancel_message_;
   DoneNode* first_node_ = nullptr;
   DoneNode* last_node_ = nullptr;
-  std::uint64_t next_callback_id_ = 1;
   FutureCore* prev_live_ = nullptr;
   FutureCore* next_live_ = nullptr;
 };
@@ -222,6 +221,8 @@ class UVAIO_API TaskCore : public FutureCore, public Runnable {
 
   // The root coroutine finished (called from its final suspend point).
   virtual void on_root_complete() noexcept = 0;
+  // Where Async frames of this task leave the next frame to resume (see async.hpp).
+  std::coroutine_handle<>* trampoline_slot() noexcept { return &next_to_run_; }
 
   void run() noexcept override;
   void discard() noexcept override;
@@ -241,6 +242,7 @@ class UVAIO_API TaskCore : public FutureCore, public Runnable {
 
   std::coroutine_handle<> root_;
   std::coroutine_handle<> resume_point_;
+  std::coroutine_handle<> next_to_run_;
   Cancellable* waiting_on_ = nullptr;
   std::string name_;
   std::string must_cancel_message_;
@@ -277,6 +279,13 @@ UVAIO_API void report_callback_exception(LoopImpl* loop, std::exception_ptr erro
 // done meanwhile (the caller resumes at once). Throws on misuse.
 UVAIO_API bool suspend_on_future(FutureCore& future, DoneNode& node, std::coroutine_handle<> h,
                                  TaskCore*& task);
+
+// now + delay, saturating instead of overflowing for huge delays.
+inline TimePoint deadline_after(Duration delay) noexcept {
+  const TimePoint now = Clock::now();
+  if (delay > Duration::zero() && now > TimePoint::max() - delay) return TimePoint::max();
+  return now + delay;
+}
 
 // Storage for a result: a value, or nothing for void.
 template <class T>

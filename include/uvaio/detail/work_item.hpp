@@ -8,7 +8,9 @@
 // counted by FutureCore, released on the loop thread) and the executor side
 // (libuv from uv_queue_work until after_work, or the Work object and then the
 // loop's mailbox). Whichever side lets go last frees it, so nothing is freed
-// while a worker may still touch it.
+// while a worker may still touch it. While the item is in flight the loop also
+// holds one reference to the future, so that done callbacks still run when
+// nobody keeps a handle (asyncio keeps such a future alive the same way).
 //
 // Threads. A worker touches only the callable, the arguments, the value slot
 // and error_, and flips phase_ queued -> running -> finished. The loop thread
@@ -65,6 +67,7 @@ class UVAIO_API WorkItemBase : public Runnable {
   std::string describe() const override;
 
   Phase phase() const noexcept { return static_cast<Phase>(phase_.load(std::memory_order_acquire)); }
+  virtual FutureCore& future_core() noexcept = 0;
 
   uv_work_t uv_req_{};
   LoopImpl* work_loop_;
@@ -79,7 +82,8 @@ class UVAIO_API WorkItemBase : public Runnable {
   ~WorkItemBase() override;
   virtual void call() noexcept = 0;
   virtual void deliver() noexcept = 0;
-  virtual FutureCore& future_core() noexcept = 0;
+  // The outcome will never be delivered: destroy it now, on the loop thread.
+  virtual void discard_outcome() noexcept = 0;
   virtual void request_stop() noexcept = 0;
   virtual void delete_item() noexcept = 0;
 
@@ -155,6 +159,10 @@ class WorkItem final : public FutureState<R>, public WorkItemBase {
     } else {
       this->mark_result_set();
     }
+  }
+  void discard_outcome() noexcept override {
+    if constexpr (!std::is_void_v<R>) this->value_.value.reset();
+    error_ = nullptr;
   }
   FutureCore& future_core() noexcept override { return *this; }
   void request_stop() noexcept override {
