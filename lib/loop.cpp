@@ -31,17 +31,6 @@ void close_any_handle(uv_handle_t* handle, void* /*arg*/) {
   if (uv_is_closing(handle) == 0) uv_close(handle, nullptr);
 }
 
-// Walks a list linked through Runnable::next_runnable_.
-template <class F>
-void for_each_entry(Runnable* first, F&& fn) {
-  while (first != nullptr) {
-    Runnable* next = first->next_runnable_;
-    first->next_runnable_ = nullptr;
-    fn(*first);
-    first = next;
-  }
-}
-
 }  // namespace
 
 LoopImpl::LoopImpl(Loop& owner, const LoopOptions& options)
@@ -67,13 +56,13 @@ LoopImpl::LoopImpl(Loop& owner, const LoopOptions& options)
 LoopImpl::~LoopImpl() {
   // Futures and tasks that outlive the loop keep working as plain values, but
   // can no longer schedule anything.
-  for (FutureCore* f = live_first_; f != nullptr;) {
-    FutureCore* next = f->next_live_;
+  for (FutureCore* f = live_.first(); f != nullptr;) {
+    FutureCore* next = live_.next(*f);
     f->loop_ = nullptr;
     f->prev_live_ = f->next_live_ = nullptr;
     f = next;
   }
-  live_first_ = nullptr;
+  live_.clear();
   mailbox_->release();
 }
 
@@ -169,7 +158,7 @@ void LoopImpl::run_until_done(FutureCore& future) {
 }
 
 void LoopImpl::run_once() noexcept {
-  bool block = ready_first_ == nullptr && !stopping_ && !mailbox_->has_entries();
+  bool block = ready_.empty() && !stopping_ && !mailbox_->has_entries();
   if (block && !timers_.empty()) {
     const Duration wait = timers_.front()->deadline_ - Clock::now();
     if (wait <= Duration::zero()) {
@@ -194,13 +183,11 @@ void LoopImpl::run_once() noexcept {
 }
 
 void LoopImpl::run_ready() noexcept {
-  Runnable* const last = ready_last_;
+  // asyncio runs a snapshot: entries queued meanwhile wait for the next iteration.
+  Runnable* const last = ready_.last();
   if (last == nullptr) return;
   for (;;) {
-    Runnable* entry = ready_first_;
-    ready_first_ = entry->next_runnable_;
-    if (ready_first_ == nullptr) ready_last_ = nullptr;
-    entry->next_runnable_ = nullptr;
+    Runnable* entry = ready_.pop();
     const bool was_last = entry == last;
     run_entry(*entry);
     if (was_last) break;
@@ -233,13 +220,7 @@ void LoopImpl::push_ready(Runnable& entry) noexcept {
   if (mailbox_->has_entries() && (on_loop_thread() || !running_.load(std::memory_order_relaxed))) {
     drain_mailbox();
   }
-  entry.next_runnable_ = nullptr;
-  if (ready_last_ != nullptr) {
-    ready_last_->next_runnable_ = &entry;
-  } else {
-    ready_first_ = &entry;
-  }
-  ready_last_ = &entry;
+  ready_.push(entry);
 }
 
 void LoopImpl::post_threadsafe(Runnable& entry) {
@@ -256,17 +237,8 @@ void LoopImpl::post_threadsafe(Runnable& entry) {
 
 void LoopImpl::drain_mailbox() noexcept {
   if (!mailbox_->has_entries()) return;
-  Runnable* first = mailbox_->take_all();
-  if (first == nullptr) return;
-  // Splice the list as it is: one producer's entries keep their order.
-  Runnable* last = first;
-  while (last->next_runnable_ != nullptr) last = last->next_runnable_;
-  if (ready_last_ != nullptr) {
-    ready_last_->next_runnable_ = first;
-  } else {
-    ready_first_ = first;
-  }
-  ready_last_ = last;
+  // Spliced as it is: one producer's entries keep their order.
+  ready_.splice(mailbox_->take_all());
 }
 
 void LoopImpl::on_wakeup(uv_async_t* handle) {
@@ -347,43 +319,14 @@ void LoopImpl::move_due_timers() noexcept {
 
 // --- bookkeeping lists --------------------------------------------------------
 
-void LoopImpl::link_future(FutureCore& f) noexcept {
-  f.prev_live_ = nullptr;
-  f.next_live_ = live_first_;
-  if (live_first_ != nullptr) live_first_->prev_live_ = &f;
-  live_first_ = &f;
-}
-
-void LoopImpl::unlink_future(FutureCore& f) noexcept {
-  if (f.prev_live_ != nullptr) {
-    f.prev_live_->next_live_ = f.next_live_;
-  } else if (live_first_ == &f) {
-    live_first_ = f.next_live_;
-  }
-  if (f.next_live_ != nullptr) f.next_live_->prev_live_ = f.prev_live_;
-  f.prev_live_ = f.next_live_ = nullptr;
-}
-
-void LoopImpl::link_pending(TaskCore& t) noexcept {
-  t.prev_pending_ = nullptr;
-  t.next_pending_ = pending_first_;
-  if (pending_first_ != nullptr) pending_first_->prev_pending_ = &t;
-  pending_first_ = &t;
-}
-
-void LoopImpl::unlink_pending(TaskCore& t) noexcept {
-  if (t.prev_pending_ != nullptr) {
-    t.prev_pending_->next_pending_ = t.next_pending_;
-  } else if (pending_first_ == &t) {
-    pending_first_ = t.next_pending_;
-  }
-  if (t.next_pending_ != nullptr) t.next_pending_->prev_pending_ = t.prev_pending_;
-  t.prev_pending_ = t.next_pending_ = nullptr;
-}
+void LoopImpl::link_future(FutureCore& f) noexcept { live_.push_front(f); }
+void LoopImpl::unlink_future(FutureCore& f) noexcept { live_.remove(f); }
+void LoopImpl::link_pending(TaskCore& t) noexcept { pending_.push_front(t); }
+void LoopImpl::unlink_pending(TaskCore& t) noexcept { pending_.remove(t); }
 
 std::vector<TaskCore*> LoopImpl::pending_tasks() const {
   std::vector<TaskCore*> tasks;
-  for (TaskCore* t = pending_first_; t != nullptr; t = t->next_pending_) tasks.push_back(t);
+  for (TaskCore* t = pending_.first(); t != nullptr; t = pending_.next(*t)) tasks.push_back(t);
   // Oldest first, the order they were created in.
   return {tasks.rbegin(), tasks.rend()};
 }
@@ -391,23 +334,14 @@ std::vector<TaskCore*> LoopImpl::pending_tasks() const {
 void LoopImpl::link_work(WorkItemBase& item) noexcept {
   item.future_core().add_ref();  // released by unlink_work
   item.in_flight_ = true;
-  item.prev_in_flight_ = nullptr;
-  item.next_in_flight_ = work_first_;
-  if (work_first_ != nullptr) work_first_->prev_in_flight_ = &item;
-  work_first_ = &item;
+  in_flight_.push_front(item);
   if (item.via_default_) ++default_in_flight_;
 }
 
 void LoopImpl::unlink_work(WorkItemBase& item) noexcept {
   if (!item.in_flight_) return;
   item.in_flight_ = false;
-  if (item.prev_in_flight_ != nullptr) {
-    item.prev_in_flight_->next_in_flight_ = item.next_in_flight_;
-  } else if (work_first_ == &item) {
-    work_first_ = item.next_in_flight_;
-  }
-  if (item.next_in_flight_ != nullptr) item.next_in_flight_->prev_in_flight_ = item.prev_in_flight_;
-  item.prev_in_flight_ = item.next_in_flight_ = nullptr;
+  in_flight_.remove(item);
   if (item.via_default_ && --default_in_flight_ == 0 && !drain_waiters_.empty()) {
     std::vector<Future<bool>> waiters = std::move(drain_waiters_);
     drain_waiters_.clear();
@@ -420,14 +354,14 @@ void LoopImpl::unlink_work(WorkItemBase& item) noexcept {
 
 std::size_t LoopImpl::in_flight_for(const Executor* executor) const noexcept {
   std::size_t count = 0;
-  for (WorkItemBase* item = work_first_; item != nullptr; item = item->next_in_flight_) {
+  for (WorkItemBase* item = in_flight_.first(); item != nullptr; item = in_flight_.next(*item)) {
     if (item->executor_ == executor) ++count;
   }
   return count;
 }
 
 void LoopImpl::cancel_work_for(const Executor* executor) noexcept {
-  for (WorkItemBase* item = work_first_; item != nullptr; item = item->next_in_flight_) {
+  for (WorkItemBase* item = in_flight_.first(); item != nullptr; item = in_flight_.next(*item)) {
     if (item->executor_ == executor) item->cancel_work();
   }
 }
@@ -459,17 +393,17 @@ void LoopImpl::close() {
   drop_timers();
   // Work that has not started never will; running work is asked to stop. Their
   // futures end cancelled without callbacks (nothing user-visible runs now).
-  for (WorkItemBase* item = work_first_; item != nullptr; item = item->next_in_flight_) item->abandon();
+  for (WorkItemBase* item = in_flight_.first(); item != nullptr; item = in_flight_.next(*item)) item->abandon();
   destroy_pending_tasks();
   discard_ready();
   wait_for_work_in_flight();
   // Destructors run above may have queued more; none of it will ever run.
-  for (int round = 0; round < 8 && (ready_first_ != nullptr || !timers_.empty()); ++round) {
+  for (int round = 0; round < 8 && (!ready_.empty() || !timers_.empty()); ++round) {
     drop_timers();
     destroy_pending_tasks();
     discard_ready();
   }
-  for (FutureCore* f = live_first_; f != nullptr; f = f->next_live_) f->drop_all_nodes();
+  for (FutureCore* f = live_.first(); f != nullptr; f = live_.next(*f)) f->drop_all_nodes();
   for_each_entry(mailbox_->close(), [](Runnable& entry) { entry.discard(); });
   close_handles();
   closed_ = true;
@@ -486,17 +420,15 @@ void LoopImpl::drop_timers() noexcept {
 }
 
 void LoopImpl::discard_ready() noexcept {
-  for (int round = 0; round < 1000 && ready_first_ != nullptr; ++round) {
-    Runnable* first = ready_first_;
-    ready_first_ = ready_last_ = nullptr;
-    for_each_entry(first, [](Runnable& entry) { entry.discard(); });
+  for (int round = 0; round < 1000 && !ready_.empty(); ++round) {
+    for_each_entry(ready_.take_all(), [](Runnable& entry) { entry.discard(); });
   }
 }
 
 void LoopImpl::destroy_pending_tasks() noexcept {
   // Destroying a frame runs its locals' destructors, which may create tasks;
   // go on until none is left.
-  while (pending_first_ != nullptr) {
+  while (!pending_.empty()) {
     std::vector<TaskCore*> tasks = pending_tasks();
     for (TaskCore* task : tasks) {
       task->add_ref();
@@ -518,16 +450,16 @@ void LoopImpl::wait_for_work_in_flight() noexcept {
     discard_ready();
     // Items that never started and will not run through libuv are done here;
     // their executor lets go of them later, through the closed mailbox.
-    for (WorkItemBase* item = work_first_; item != nullptr;) {
-      WorkItemBase* next = item->next_in_flight_;
+    for (WorkItemBase* item = in_flight_.first(); item != nullptr;) {
+      WorkItemBase* next = in_flight_.next(*item);
       if (!item->uv_queued_ && item->phase() == WorkItemBase::dropped) unlink_work(*item);
       item = next;
     }
-    if (work_first_ == nullptr) break;
+    if (in_flight_.empty()) break;
     if (!warned && Clock::now() - start > std::chrono::seconds(1)) {
       warned = true;
       std::size_t count = 0;
-      for (WorkItemBase* item = work_first_; item != nullptr; item = item->next_in_flight_) ++count;
+      for (WorkItemBase* item = in_flight_.first(); item != nullptr; item = in_flight_.next(*item)) ++count;
       log_warn(fmt::format("Closing the event loop waits for {} work item(s) still running on a worker "
                            "thread (running work cannot be interrupted; a std::stop_token was signalled)",
                            count));

@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include "intrusive.hpp"
 #include "mailbox.hpp"
 #include "uvaio/detail/core.hpp"
 #include "uvaio/detail/work_item.hpp"
@@ -118,8 +119,7 @@ class LoopImpl {
   uv_timer_t wake_timer_{};
   bool wake_timer_armed_ = false;
 
-  Runnable* ready_first_ = nullptr;
-  Runnable* ready_last_ = nullptr;
+  RunnableFifo ready_;
 
   std::vector<TimerNode*> timers_;
   std::uint64_t next_timer_seq_ = 0;
@@ -127,9 +127,9 @@ class LoopImpl {
   StopEntry stop_entry_{*this};
   const void* until_token_ = nullptr;
 
-  FutureCore* live_first_ = nullptr;
-  TaskCore* pending_first_ = nullptr;
-  WorkItemBase* work_first_ = nullptr;
+  IntrusiveList<FutureCore, &FutureCore::prev_live_, &FutureCore::next_live_> live_;
+  IntrusiveList<TaskCore, &TaskCore::prev_pending_, &TaskCore::next_pending_> pending_;
+  IntrusiveList<WorkItemBase, &WorkItemBase::prev_in_flight_, &WorkItemBase::next_in_flight_> in_flight_;
 };
 
 #if defined(__GNUC__) && !defined(_WIN32)

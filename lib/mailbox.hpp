@@ -6,6 +6,7 @@
 
 #include <uv.h>
 
+#include "intrusive.hpp"
 #include "uvaio/detail/core.hpp"
 
 namespace uvaio::detail {
@@ -33,13 +34,7 @@ class Mailbox {
   bool post(Runnable& entry) noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_.load(std::memory_order_relaxed)) return false;
-    entry.next_runnable_ = nullptr;
-    if (last_ != nullptr) {
-      last_->next_runnable_ = &entry;
-    } else {
-      first_ = &entry;
-    }
-    last_ = &entry;
+    queue_.push(entry);
     has_entries_.store(true, std::memory_order_release);
     // Under the mutex, so that close() cannot close the async handle in between.
     uv_async_send(async_);
@@ -68,15 +63,12 @@ class Mailbox {
   ~Mailbox() = default;
 
   Runnable* take_locked() noexcept {
-    Runnable* first = first_;
-    first_ = last_ = nullptr;
     has_entries_.store(false, std::memory_order_relaxed);
-    return first;
+    return queue_.take_all();
   }
 
   mutable std::mutex mutex_;
-  Runnable* first_ = nullptr;
-  Runnable* last_ = nullptr;
+  RunnableFifo queue_;
   std::atomic<bool> closed_{false};
   std::atomic<bool> has_entries_{false};
   std::atomic<std::uint32_t> refs_{1};
