@@ -103,7 +103,14 @@ void submit_work(LoopImpl& loop, Executor* executor, WorkItemBase& item) {
   item.executor_ = executor;
   item.via_default_ = loop.default_executor_.get() == executor;
   loop.link_work(item);
-  executor->execute(Work(&item));
+  try {
+    executor->execute(Work(&item));
+  } catch (...) {
+    // Refused: the Work it was given completes it as cancelled later; it is
+    // not in flight any more.
+    loop.unlink_work(item);
+    throw;
+  }
 }
 
 }  // namespace detail
