@@ -1,0 +1,3 @@
+// <uvaio/handle.hpp> compiles on its own (STYLE.md), and twice (#pragma once).
+#include <uvaio/handle.hpp>
+#include <uvaio/handle.hpp>

@@ -1,0 +1,3 @@
+// <uvaio/log.hpp> compiles on its own (STYLE.md), and twice (#pragma once).
+#include <uvaio/log.hpp>
+#include <uvaio/log.hpp>

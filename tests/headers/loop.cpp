@@ -1,0 +1,3 @@
+// <uvaio/loop.hpp> compiles on its own (STYLE.md), and twice (#pragma once).
+#include <uvaio/loop.hpp>
+#include <uvaio/loop.hpp>
