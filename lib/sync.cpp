@@ -1,0 +1,1 @@
+// Loop-thread synchronisation primitives (see <uvaio/sync.hpp>).

@@ -1,0 +1,3 @@
+// <uvaio/wait.hpp> compiles on its own (STYLE.md), and twice (#pragma once).
+#include <uvaio/wait.hpp>
+#include <uvaio/wait.hpp>
