@@ -239,7 +239,7 @@ std::string FutureCore::describe_future() const { return kind(); }
 
 // --- awaiting -----------------------------------------------------------------
 
-bool suspend_on_future(FutureCore& future, DoneNode& node, std::coroutine_handle<> h, TaskCore*& task) {
+TaskCore& task_awaiting(const FutureCore& future) {
   TaskCore* current = t_current_task;
   if (current == nullptr) {
     throw RuntimeError("co_await on a uvaio Future or Task outside of a task");
@@ -251,6 +251,11 @@ bool suspend_on_future(FutureCore& future, DoneNode& node, std::coroutine_handle
     throw RuntimeError(current->describe_future() + " got " + future.describe_future() +
                        " attached to a different loop");
   }
+  return *current;
+}
+
+bool suspend_on_future(FutureCore& future, DoneNode& node, std::coroutine_handle<> h, TaskCore*& task) {
+  TaskCore* current = &task_awaiting(future);
   task = current;
   if (current->cancel_pending()) {
     std::string message;

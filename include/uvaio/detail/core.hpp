@@ -275,6 +275,9 @@ UVAIO_API void report_callback_exception(LoopImpl* loop, std::exception_ptr erro
 [[noreturn]] UVAIO_API void throw_empty_handle(const char* type);
 
 // --- awaiting a future from a task ---------------------------------------------
+// The task about to await `future`; throws RuntimeError outside a task, for a
+// task awaiting itself, or for a future of another loop.
+UVAIO_API TaskCore& task_awaiting(const FutureCore& future);
 // Registers `node` on `future` for the current task; false if the future became
 // done meanwhile (the caller resumes at once). Throws on misuse.
 UVAIO_API bool suspend_on_future(FutureCore& future, DoneNode& node, std::coroutine_handle<> h,

@@ -1,0 +1,215 @@
+#include "uvaio/task_group.hpp"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "intrusive.hpp"
+#include "log_internal.hpp"
+#include "loop_impl.hpp"
+
+namespace uvaio {
+
+namespace detail {
+
+class TaskGroupCore;
+
+// The group's registration on one child: fires when the child is done.
+class GroupChild final : public DoneNode {
+ public:
+  GroupChild(TaskGroupCore& group, TaskCore& task) noexcept : group_(group), task_(task) { task_.add_ref(); }
+  ~GroupChild() override { task_.release(); }
+  void fire(FutureCore& future) noexcept override;
+  void drop() noexcept override;
+  TaskCore& task() const noexcept { return task_; }
+
+  GroupChild* prev_ = nullptr;
+  GroupChild* next_ = nullptr;
+
+ private:
+  TaskGroupCore& group_;
+  TaskCore& task_;
+};
+
+class JoinWaiter;
+
+class TaskGroupCore {
+ public:
+  explicit TaskGroupCore(LoopImpl& loop) noexcept : loop_(loop) {}
+
+  void adopt(TaskCore& task) {
+    auto* child = new GroupChild(*this, task);
+    running_.push_front(*child);
+    ++running_count_;
+    task.add_waiter(*child);
+  }
+
+  void child_done(GroupChild& child) noexcept {
+    TaskCore& task = child.task();
+    forget(child);
+    if (task.status() == FutureStatus::exception) {
+      errors_.push_back(task.exception());  // retrieved: join() reports it
+      if (!aborting_) abort();
+    }
+    if (running_count_ == 0) wake_joiner();
+  }
+
+  // The loop closed while the child was pending: it will never finish.
+  void child_dropped(GroupChild& child) noexcept {
+    forget(child);
+    if (running_count_ == 0) wake_joiner();
+  }
+
+  // asyncio's TaskGroup._abort: every child still running is cancelled.
+  void abort() noexcept {
+    aborting_ = true;
+    for (GroupChild* c = running_.first(); c != nullptr;) {
+      GroupChild* next = running_.next(*c);
+      c->task().cancel({});
+      c = next;
+    }
+  }
+
+  // Unregisters from every child still running (the group is going away).
+  std::size_t detach_all(const std::string& message) noexcept {
+    std::size_t cancelled = 0;
+    while (GroupChild* c = running_.first()) {
+      TaskCore& task = c->task();
+      task.remove_waiter(*c);
+      if (task.cancel(message)) ++cancelled;
+      forget(*c);
+    }
+    return cancelled;
+  }
+
+  void wake_joiner() noexcept;
+
+  LoopImpl& loop_;
+  std::size_t running_count_ = 0;
+  std::vector<std::exception_ptr> errors_;
+  bool aborting_ = false;
+  bool joining_ = false;
+  bool finished_ = false;
+  JoinWaiter* joiner_ = nullptr;
+
+ private:
+  void forget(GroupChild& child) noexcept {
+    running_.remove(child);
+    --running_count_;
+    delete &child;
+  }
+
+  IntrusiveList<GroupChild, &GroupChild::prev_, &GroupChild::next_> running_;
+};
+
+void GroupChild::fire(FutureCore& /*future*/) noexcept { group_.child_done(*this); }
+void GroupChild::drop() noexcept { group_.child_dropped(*this); }
+
+// join()'s wait for the last child; cancellable.
+class JoinWaiter final : public Cancellable {
+ public:
+  explicit JoinWaiter(TaskGroupCore& group) noexcept : group_(group) {}
+  JoinWaiter(const JoinWaiter&) = delete;
+  JoinWaiter& operator=(const JoinWaiter&) = delete;
+  ~JoinWaiter() override {
+    if (group_.joiner_ == this) group_.joiner_ = nullptr;
+  }
+
+  bool await_ready() const noexcept { return group_.running_count_ == 0; }
+  bool await_suspend(std::coroutine_handle<> h) {
+    task_ = t_current_task;
+    if (task_ == nullptr) throw RuntimeError("TaskGroup::join() must be awaited inside a task");
+    if (task_->loop() != &group_.loop_) throw RuntimeError("TaskGroup::join() awaited from a task of another loop");
+    if (task_->take_pending_cancel(message_)) {
+      cancelled_ = true;
+      return false;
+    }
+    group_.joiner_ = this;
+    task_->suspend_on(this, h);
+    return true;
+  }
+  void await_resume() {
+    if (cancelled_) throw CancelledError(message_);
+    if (task_ != nullptr) task_->throw_if_cancel_pending();
+  }
+  bool cancel(std::string message) override {
+    if (group_.joiner_ != this) return false;
+    group_.joiner_ = nullptr;
+    cancelled_ = true;
+    message_ = std::move(message);
+    task_->wake();
+    return true;
+  }
+  void done() noexcept {
+    group_.joiner_ = nullptr;
+    task_->wake();
+  }
+
+ private:
+  TaskGroupCore& group_;
+  TaskCore* task_ = nullptr;
+  bool cancelled_ = false;
+  std::string message_;
+};
+
+void TaskGroupCore::wake_joiner() noexcept {
+  if (joiner_ != nullptr) joiner_->done();
+}
+
+}  // namespace detail
+
+TaskGroup::TaskGroup() {
+  detail::LoopImpl* loop = detail::t_running_loop;
+  if (loop == nullptr) throw RuntimeError("no running event loop");
+  core_ = new detail::TaskGroupCore(*loop);
+}
+
+TaskGroup::~TaskGroup() {
+  detail::TaskGroupCore& group = *core_;
+  if (!group.finished_) {
+    const std::size_t cancelled = group.detach_all("TaskGroup destroyed without join()");
+    if (cancelled > 0) {
+      group.loop_.report({"TaskGroup destroyed without join(): cancelled " + std::to_string(cancelled) +
+                              " task(s) still running",
+                          nullptr,
+                          {}});
+    }
+    for (const std::exception_ptr& error : group.errors_) {
+      group.loop_.report({"TaskGroup destroyed without join(): a child failed", error, {}});
+    }
+  }
+  delete core_;
+}
+
+detail::LoopImpl& TaskGroup::check_can_add() {
+  if (core_->finished_) throw RuntimeError("TaskGroup is finished");
+  if (core_->aborting_) throw RuntimeError("TaskGroup is shutting down");
+  return core_->loop_;
+}
+
+void TaskGroup::adopt(detail::TaskCore& task) { core_->adopt(task); }
+
+std::size_t TaskGroup::running() const noexcept { return core_->running_count_; }
+
+Async<void> TaskGroup::join() {
+  detail::TaskGroupCore& group = *core_;
+  if (group.joining_ || group.finished_) throw RuntimeError("TaskGroup::join() was already called");
+  group.joining_ = true;
+  std::exception_ptr cancellation;
+  // A cancelled join goes on waiting: the children are cancelled and awaited
+  // first, as asyncio's __aexit__ does, however often the parent is cancelled.
+  while (group.running_count_ > 0) {
+    try {
+      detail::JoinWaiter waiter(group);
+      co_await waiter;
+    } catch (const CancelledError&) {
+      cancellation = std::current_exception();
+      if (!group.aborting_) group.abort();
+    }
+  }
+  group.finished_ = true;
+  if (!group.errors_.empty()) throw ExceptionGroup("unhandled errors in a TaskGroup", group.errors_);
+  if (cancellation) std::rethrow_exception(cancellation);
+}
+
+}  // namespace uvaio
