@@ -84,6 +84,9 @@ bool WaitSet::await_suspend(std::coroutine_handle<> h) {
   TaskCore* task = t_current_task;
   if (task == nullptr) throw RuntimeError("waiting on several futures must happen inside a task");
   for (FutureCore* child : children_) {
+    if (child == static_cast<FutureCore*>(task)) {
+      throw RuntimeError("Task cannot await on itself: " + task->describe_future());
+    }
     if (child->loop() != task->loop()) {
       throw RuntimeError(task->describe_future() + " got " + child->describe_future() +
                          " attached to a different loop");
