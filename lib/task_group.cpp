@@ -14,21 +14,30 @@ namespace detail {
 
 class TaskGroupCore;
 
-// The group's registration on one child: fires when the child is done.
-class GroupChild final : public DoneNode {
+// The group's registration on one child. Like asyncio's done callback, the
+// group hears of the child's end through the ready queue, after the steps
+// already queued in that iteration: a sibling that fails in the same iteration
+// fails before the group cancels it, and both failures are reported.
+class GroupChild final : public DoneNode, public Runnable {
  public:
-  GroupChild(TaskGroupCore& group, TaskCore& task) noexcept : group_(group), task_(task) { task_.add_ref(); }
+  GroupChild(TaskGroupCore& group, TaskCore& task) noexcept : group_(&group), task_(task) { task_.add_ref(); }
   ~GroupChild() override { task_.release(); }
   void fire(FutureCore& future) noexcept override;
   void drop() noexcept override;
+  void run() noexcept override;
+  void discard() noexcept override;
   TaskCore& task() const noexcept { return task_; }
+  bool queued() const noexcept { return queued_; }
+  // The group is going away while this node waits in the ready queue.
+  void orphan() noexcept { group_ = nullptr; }
 
   GroupChild* prev_ = nullptr;
   GroupChild* next_ = nullptr;
 
  private:
-  TaskGroupCore& group_;
+  TaskGroupCore* group_;
   TaskCore& task_;
+  bool queued_ = false;
 };
 
 class JoinWaiter;
@@ -45,10 +54,11 @@ class TaskGroupCore {
   }
 
   void child_done(GroupChild& child) noexcept {
-    TaskCore& task = child.task();
-    forget(child);
-    if (task.status() == FutureStatus::exception) {
-      errors_.push_back(task.exception());  // retrieved: join() reports it
+    std::exception_ptr error;
+    if (child.task().status() == FutureStatus::exception) error = child.task().exception();  // join() reports it
+    forget(child);  // may drop the last reference to the task
+    if (error) {
+      errors_.push_back(std::move(error));
       if (!aborting_) abort();
     }
     if (running_count_ == 0) wake_joiner();
@@ -77,7 +87,13 @@ class TaskGroupCore {
       TaskCore& task = c->task();
       task.remove_waiter(*c);
       if (task.cancel(message)) ++cancelled;
-      forget(*c);
+      running_.remove(*c);
+      --running_count_;
+      if (c->queued()) {
+        c->orphan();  // the ready queue frees it
+      } else {
+        delete c;
+      }
     }
     return cancelled;
   }
@@ -102,8 +118,30 @@ class TaskGroupCore {
   IntrusiveList<GroupChild, &GroupChild::prev_, &GroupChild::next_> running_;
 };
 
-void GroupChild::fire(FutureCore& /*future*/) noexcept { group_.child_done(*this); }
-void GroupChild::drop() noexcept { group_.child_dropped(*this); }
+void GroupChild::fire(FutureCore& future) noexcept {
+  queued_ = true;
+  push_ready(*future.loop(), *this);
+}
+
+void GroupChild::run() noexcept {
+  queued_ = false;
+  if (group_ == nullptr) {
+    delete this;
+    return;
+  }
+  group_->child_done(*this);
+}
+
+void GroupChild::discard() noexcept {
+  queued_ = false;
+  if (group_ == nullptr) {
+    delete this;
+    return;
+  }
+  group_->child_dropped(*this);
+}
+
+void GroupChild::drop() noexcept { group_->child_dropped(*this); }
 
 // join()'s wait for the last child; cancellable.
 class JoinWaiter final : public Cancellable {

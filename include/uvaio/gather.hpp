@@ -58,20 +58,30 @@ Async<std::vector<Outcome<detail::child_value_t<std::ranges::range_value_t<R>>>>
 
 namespace detail {
 
+// The handles arrive in a tuple built with braces, whose elements are
+// initialised left to right: the Asyncs start in argument order, as asyncio's.
 template <bool... Owned, class... H>
-Async<std::tuple<gather_value_t<typename H::value_type>...>> gather_tuple(H... handles) {
-  Async<void> waiting = gather_wait({handles.state()...}, {Owned...}, false);
+Async<std::tuple<gather_value_t<typename H::value_type>...>> gather_tuple(std::tuple<H...> handles) {
+  Async<void> waiting = std::apply(
+      [](const H&... h) { return gather_wait({h.state()...}, {Owned...}, false); }, handles);
   co_await std::move(waiting);
-  co_return std::tuple<gather_value_t<typename H::value_type>...>(
-      take_value<typename H::value_type>(handles, Owned)...);
+  co_return std::apply(
+      [](const H&... h) {
+        return std::tuple<gather_value_t<typename H::value_type>...>(take_value<typename H::value_type>(h, Owned)...);
+      },
+      handles);
 }
 
 template <bool... Owned, class... H>
-Async<std::tuple<Outcome<typename H::value_type>...>> gather_settled_tuple(H... handles) {
-  Async<void> waiting = gather_wait({handles.state()...}, {Owned...}, true);
+Async<std::tuple<Outcome<typename H::value_type>...>> gather_settled_tuple(std::tuple<H...> handles) {
+  Async<void> waiting = std::apply(
+      [](const H&... h) { return gather_wait({h.state()...}, {Owned...}, true); }, handles);
   co_await std::move(waiting);
-  co_return std::tuple<Outcome<typename H::value_type>...>(
-      take_outcome<typename H::value_type>(handles, Owned)...);
+  co_return std::apply(
+      [](const H&... h) {
+        return std::tuple<Outcome<typename H::value_type>...>(take_outcome<typename H::value_type>(h, Owned)...);
+      },
+      handles);
 }
 
 template <class H>
@@ -99,7 +109,8 @@ Async<std::vector<Outcome<typename H::value_type>>> gather_settled_vector(std::v
 template <class... Aws>
   requires(detail::Awaitable<Aws> && ...)
 Async<std::tuple<detail::gather_value_t<detail::child_value_t<Aws>>...>> gather(Aws&&... aws) {
-  return detail::gather_tuple<detail::traits_of<Aws>::owned...>(detail::start_child(std::forward<Aws>(aws))...);
+  return detail::gather_tuple<detail::traits_of<Aws>::owned...>(
+      std::tuple<detail::child_handle_t<Aws>...>{detail::start_child(std::forward<Aws>(aws))...});
 }
 
 template <std::ranges::input_range R>
@@ -114,7 +125,7 @@ template <class... Aws>
   requires(detail::Awaitable<Aws> && ...)
 Async<std::tuple<Outcome<detail::child_value_t<Aws>>...>> gather_settled(Aws&&... aws) {
   return detail::gather_settled_tuple<detail::traits_of<Aws>::owned...>(
-      detail::start_child(std::forward<Aws>(aws))...);
+      std::tuple<detail::child_handle_t<Aws>...>{detail::start_child(std::forward<Aws>(aws))...});
 }
 
 template <std::ranges::input_range R>
