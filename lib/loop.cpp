@@ -10,10 +10,13 @@
 
 #include "log_internal.hpp"
 #include "loop_impl.hpp"
+#include "uvaio/detail/test_hooks.hpp"
 
 namespace uvaio {
 
 namespace detail {
+
+void (*test_hooks::before_blocking_poll)() noexcept = nullptr;
 
 // initial-exec: these are read on every await and callback; the default model
 // for a shared library would call __tls_get_addr each time.
@@ -176,6 +179,7 @@ void LoopImpl::run_once() noexcept {
     uv_timer_stop(&wake_timer_);
     wake_timer_armed_ = false;
   }
+  if (block && test_hooks::before_blocking_poll != nullptr) test_hooks::before_blocking_poll();
   uv_run(&uv_, block ? UV_RUN_ONCE : UV_RUN_NOWAIT);
   drain_mailbox();
   move_due_timers();
@@ -246,9 +250,15 @@ void LoopImpl::on_wakeup(uv_async_t* handle) {
 }
 
 void LoopImpl::on_wake_timer(uv_timer_t* handle) {
-  // Nothing to do: the poll returned, and run_once() moves due timers itself
-  // after the I/O callbacks, as asyncio orders them.
-  static_cast<LoopImpl*>(handle->data)->wake_timer_armed_ = false;
+  // run_once() moves due timers itself, after the I/O callbacks, as asyncio
+  // orders them. But libuv 1.44's uv_run runs due timers *before* it polls: if
+  // the thread stalled between arming this timer and uv_run, it fires first,
+  // and the poll would then block with no timer left. uv_stop makes
+  // uv_backend_timeout() return 0, so that poll does not block (uv_run clears
+  // the flag as it returns).
+  auto* loop = static_cast<LoopImpl*>(handle->data);
+  loop->wake_timer_armed_ = false;
+  uv_stop(&loop->uv_);
 }
 
 // --- timers: a binary heap of TimerNode*, ordered by (deadline, seq) ---------

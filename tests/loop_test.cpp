@@ -1031,3 +1031,48 @@ TEST_CASE("outside debug mode, a slow callback is not reported") {
 }
 
 TEST_SUITE_END();
+
+#include <uvaio/detail/test_hooks.hpp>
+
+TEST_SUITE_BEGIN("loop");
+
+namespace {
+void stall_20ms() noexcept { std::this_thread::sleep_for(std::chrono::milliseconds(20)); }
+
+uvaio::Async<int> sleep_briefly() {
+  co_await uvaio::sleep(std::chrono::milliseconds(5));
+  co_return 1;
+}
+}  // namespace
+
+TEST_CASE("a timer that becomes due while the loop thread stalls before polling still wakes the loop") {
+  // libuv runs due timers before it polls: the wake-up timer fires first, and
+  // the poll must not then block forever.
+  uvaio::Loop loop;
+  std::atomic<bool> finished{false};
+  std::atomic<bool> rescued{false};
+  // Wakes a hung loop after 5 s so that a regression fails instead of hanging.
+  std::thread watchdog([&] {
+    for (int i = 0; i < 500 && !finished.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!finished.load()) {
+      rescued = true;
+      loop.call_soon_threadsafe([&loop] { loop.stop(); });
+    }
+  });
+  uvaio::detail::test_hooks::before_blocking_poll = &stall_20ms;
+  int result = 0;
+  std::string error;
+  try {
+    result = loop.run_until_complete(sleep_briefly());
+  } catch (const uvaio::RuntimeError& e) {
+    error = e.what();
+  }
+  uvaio::detail::test_hooks::before_blocking_poll = nullptr;
+  finished = true;
+  watchdog.join();
+  CHECK_FALSE(rescued.load());  // the loop woke up by itself
+  CHECK(error == "");
+  CHECK(result == 1);
+}
+
+TEST_SUITE_END();
