@@ -33,8 +33,10 @@ bool SleepAwaiter::await_suspend(std::coroutine_handle<> h) {
 }
 
 void SleepAwaiter::await_resume() {
-  if (state_ == State::cancelled) throw CancelledError(std::move(message_));
+  // A second cancel() while the first was being delivered is consumed here
+  // too: the task gets one CancelledError, as in asyncio.
   if (task_ != nullptr) task_->throw_if_cancel_pending();
+  if (state_ == State::cancelled) throw CancelledError(std::move(message_));
 }
 
 bool SleepAwaiter::cancel(std::string message) {

@@ -167,8 +167,8 @@ class JoinWaiter final : public Cancellable {
     return true;
   }
   void await_resume() {
+    if (task_ != nullptr) task_->throw_if_cancel_pending();  // first: one CancelledError in all
     if (cancelled_) throw CancelledError(message_);
-    if (task_ != nullptr) task_->throw_if_cancel_pending();
   }
   bool cancel(std::string message) override {
     if (group_.joiner_ != this) return false;

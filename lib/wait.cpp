@@ -96,8 +96,8 @@ bool ShieldAwaiter::await_suspend(std::coroutine_handle<> h) {
 }
 
 void ShieldAwaiter::await_resume() {
+  if (task_ != nullptr) task_->throw_if_cancel_pending();  // first: one CancelledError in all
   if (cancelled_) throw CancelledError(message_);
-  if (task_ != nullptr) task_->throw_if_cancel_pending();
 }
 
 bool ShieldAwaiter::cancel(std::string message) {

@@ -106,8 +106,8 @@ bool WaitSet::await_suspend(std::coroutine_handle<> h) {
 }
 
 void WaitSet::await_resume() {
+  if (task_ != nullptr) task_->throw_if_cancel_pending();  // first: one CancelledError in all
   if (state_ == State::cancelled) throw CancelledError(cancel_message_);
-  if (task_ != nullptr) task_->throw_if_cancel_pending();
 }
 
 bool WaitSet::cancel(std::string message) {

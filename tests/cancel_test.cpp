@@ -523,3 +523,38 @@ TEST_CASE("a cancelled sleep(1h) releases its timer at once: the task ends witho
 }
 
 TEST_SUITE_END();
+
+TEST_SUITE_BEGIN("cancel");
+
+namespace {
+uvaio::Async<int> count_cancellations(int* caught) {
+  for (int i = 0; i < 2; ++i) {
+    try {
+      co_await uvaio::sleep(std::chrono::hours(1));
+    } catch (const uvaio::CancelledError&) {
+      ++*caught;
+    }
+  }
+  co_return *caught;
+}
+}  // namespace
+
+TEST_CASE("two cancel() calls while a task sleeps give it one CancelledError, not one per call") {
+  uvaio::Loop loop;
+  int caught = 0;
+  auto body = [](int* caught) -> uvaio::Async<int> {
+    auto task = uvaio::create_task(count_cancellations(caught));
+    co_await uvaio::sleep(std::chrono::seconds(0));  // the task sleeps now
+    task.cancel("first");
+    task.cancel("second");
+    co_await uvaio::sleep(std::chrono::seconds(0));  // it catches the cancellation and sleeps again
+    co_await uvaio::sleep(std::chrono::seconds(0));
+    const bool still_sleeping = !task.done();
+    task.cancel("third");
+    int seen = co_await task;
+    co_return still_sleeping ? seen : -1;
+  };
+  CHECK(loop.run_until_complete(body(&caught)) == 2);
+}
+
+TEST_SUITE_END();

@@ -333,8 +333,8 @@ struct AsCompletedState final : public TimerNode {
       return true;
     }
     typename H::value_type await_resume() {
+      if (task != nullptr) task->throw_if_cancel_pending();  // first: one CancelledError in all
       if (cancelled) throw CancelledError(message);
-      if (task != nullptr) task->throw_if_cancel_pending();
       if (state->finished.empty()) throw TimeoutError();
       const std::size_t index = state->finished.front();
       state->finished.pop_front();
