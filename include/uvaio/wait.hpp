@@ -209,24 +209,20 @@ Async<child_value_t<A>> with_deadline(A&& aw, TimePoint deadline, bool expired_a
   using Traits = traits_of<A>;
   if constexpr (Traits::owned) {
     static_assert(!std::is_lvalue_reference_v<A>, "pass an Async to wait_for as an rvalue (std::move)");
-    if (expired_already) return never_started(std::move(aw));
-    return await_with_deadline_async(std::move(aw), deadline);
+    if (expired_already) return never_started(std::forward<A>(aw));
+    return await_with_deadline_async(std::forward<A>(aw), deadline);
   } else {
     if (expired_already) return wait_for_expired(child_handle_t<A>(aw));
     return await_with_deadline_handle(child_handle_t<A>(aw), deadline, false);
   }
 }
 
-template <class H>
-Async<H> awaited_plain(H handle) {
-  co_return handle;
-}
-
 template <class A>
 Async<child_value_t<A>> await_plain(A&& aw) {
   using T = child_value_t<A>;
   if constexpr (traits_of<A>::owned) {
-    return std::move(aw);
+    static_assert(!std::is_lvalue_reference_v<A>, "pass an Async to wait_for as an rvalue (std::move)");
+    return Async<T>(std::forward<A>(aw));
   } else {
     return [](child_handle_t<A> handle) -> Async<T> {
       co_await handle;

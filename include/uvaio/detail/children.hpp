@@ -67,7 +67,7 @@ child_handle_t<A> start_child(A&& awaitable) {
   if constexpr (traits_of<A>::owned) {
     static_assert(!std::is_lvalue_reference_v<A>,
                   "pass an Async to a combinator as an rvalue (std::move): the combinator consumes it");
-    return traits_of<A>::start(std::move(awaitable));
+    return traits_of<A>::start(std::forward<A>(awaitable));
   } else {
     return traits_of<A>::start(awaitable);
   }
