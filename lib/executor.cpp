@@ -1,5 +1,10 @@
 #include "uvaio/executor.hpp"
 
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <string>
 #include <utility>
 
 #include "log_internal.hpp"
@@ -12,6 +17,29 @@ namespace uvaio {
 namespace detail {
 
 namespace {
+
+// libuv sizes its threadpool once, in the first uv_queue_work (or file-system or
+// DNS request) of the process, from UV_THREADPOOL_SIZE. uvaio notes the size
+// when it submits its own first work; work submitted by other code before that
+// is not seen (libuv offers no way to ask).
+std::atomic<unsigned> pool_size_at_start{0};
+std::mutex pool_size_mutex;
+
+unsigned pool_size_from_environment() noexcept {
+  const char* value = std::getenv("UV_THREADPOOL_SIZE");
+  if (value == nullptr) return 4;
+  const long n = std::strtol(value, nullptr, 10);  // libuv: atoi, 0 -> 1, capped at 1024
+  if (n <= 0) return 1;
+  return static_cast<unsigned>(std::min<long>(n, 1024));
+}
+
+void note_pool_start() noexcept {
+  if (pool_size_at_start.load(std::memory_order_acquire) != 0) return;
+  std::lock_guard<std::mutex> lock(pool_size_mutex);
+  if (pool_size_at_start.load(std::memory_order_relaxed) == 0) {
+    pool_size_at_start.store(pool_size_from_environment(), std::memory_order_release);
+  }
+}
 
 void on_uv_work(uv_work_t* request) {
   // A worker thread: only the callable and the result slot are touched here.
@@ -113,6 +141,30 @@ void submit_work(LoopImpl& loop, Executor* executor, WorkItemBase& item) {
   }
 }
 
+void request_threadpool_size(unsigned size) {
+  if (size == 0 || size > 1024) {
+    throw ValueError("threadpool_size must be between 1 and 1024, got " + std::to_string(size));
+  }
+  std::lock_guard<std::mutex> lock(pool_size_mutex);
+  const unsigned started = pool_size_at_start.load(std::memory_order_relaxed);
+  if (started != 0) {
+    if (started != size) {
+      log_warn("threadpool_size " + std::to_string(size) + " requested too late: libuv's threadpool already " +
+               "started with " + std::to_string(started) +
+               " threads; its size is fixed at its first use (set UV_THREADPOOL_SIZE, or the option, before "
+               "any work runs)");
+    }
+    return;
+  }
+  setenv("UV_THREADPOOL_SIZE", std::to_string(size).c_str(), 1);
+}
+
+void link_unexecuted_work(LoopImpl& loop, WorkItemBase& item) noexcept {
+  item.executor_ = nullptr;
+  item.via_default_ = false;
+  loop.link_work(item);
+}
+
 }  // namespace detail
 
 // --- Work ---------------------------------------------------------------------
@@ -137,6 +189,11 @@ void Work::operator()() noexcept {
 }
 
 Executor::~Executor() = default;
+
+unsigned libuv_threadpool_size() noexcept {
+  const unsigned started = detail::pool_size_at_start.load(std::memory_order_acquire);
+  return started != 0 ? started : detail::pool_size_from_environment();
+}
 
 // --- UvWorkExecutor -----------------------------------------------------------
 
@@ -167,6 +224,7 @@ void UvWorkExecutor::execute(Work work) {
     Work back(item);
     throw RuntimeError("UvWorkExecutor::execute() called off its loop's thread");
   }
+  detail::note_pool_start();
   item->uv_queued_ = true;
   const int rc = uv_queue_work(&loop_->uv_, &item->uv_req_, detail::on_uv_work, detail::on_uv_after_work);
   if (rc != 0) {

@@ -523,6 +523,13 @@ void report_callback_exception(LoopImpl* loop, std::exception_ptr error, const s
   }
 }
 
+Mailbox* acquire_mailbox(LoopImpl& loop) noexcept {
+  loop.mailbox_->add_ref();
+  return loop.mailbox_;
+}
+void release_mailbox(Mailbox* mailbox) noexcept { mailbox->release(); }
+bool post_to_mailbox(Mailbox* mailbox, Runnable& entry) noexcept { return mailbox->post(entry); }
+
 void throw_empty_handle(const char* type) {
   throw RuntimeError(std::string("operation on an empty ") + type + " handle");
 }
@@ -533,7 +540,10 @@ void throw_empty_handle(const char* type) {
 
 Loop::Loop() : Loop(LoopOptions{}) {}
 
-Loop::Loop(LoopOptions options) : impl_(new detail::LoopImpl(*this, options)) {}
+Loop::Loop(LoopOptions options) {
+  if (options.threadpool_size) detail::request_threadpool_size(*options.threadpool_size);
+  impl_ = new detail::LoopImpl(*this, options);
+}
 
 Loop::~Loop() {
   if (impl_->running_) {

@@ -143,6 +143,9 @@ extern UVAIO_TLS_MODEL thread_local LoopImpl* t_running_loop;
 extern UVAIO_TLS_MODEL thread_local TaskCore* t_current_task;
 
 std::string describe_exception(const std::exception_ptr& error);
+// LoopOptions::threadpool_size: sets UV_THREADPOOL_SIZE if libuv's pool has not
+// started, warns if it has with another size. ValueError outside 1..1024.
+void request_threadpool_size(unsigned size);
 std::string format_seconds(Duration d);
 
 }  // namespace uvaio::detail

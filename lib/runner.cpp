@@ -78,6 +78,7 @@ Loop& Runner::get_loop() {
     LoopOptions loop_options;
     loop_options.debug = options_.debug;
     loop_options.slow_callback_duration = options_.slow_callback_duration;
+    loop_options.threadpool_size = options_.threadpool_size;
     loop_ = std::make_unique<Loop>(loop_options);
   }
   return *loop_;

@@ -15,6 +15,12 @@ class LoopImpl;
 class Mailbox;
 }  // namespace detail
 
+// The number of threads in libuv's threadpool: what it started with, or, if it
+// has not started yet, what UV_THREADPOOL_SIZE will give it (libuv's rule:
+// default 4, at least 1, at most 1024). The pool is process-wide, shared by
+// every loop and by libuv's file-system and DNS requests.
+UVAIO_API unsigned libuv_threadpool_size() noexcept;
+
 // One submitted call, as an executor sees it. Move-only. Calling it (on any
 // thread, once) runs the function and delivers the completion to the loop that
 // submitted it, thread-safely; an exception from the function is captured, not

@@ -25,9 +25,15 @@ namespace uvaio {
 struct LoopOptions {
   // Debug mode (thread checks, slow-callback reports). Unset: on when the
   // environment variable UVAIO_DEBUG is set to a non-empty value other than 0.
-  std::optional<bool> debug;
+  std::optional<bool> debug{};
   // In debug mode, callbacks and task steps at least this slow are logged.
   Duration slow_callback_duration = std::chrono::milliseconds(100);
+  // The size of libuv's threadpool (the default executor). libuv reads it once,
+  // from UV_THREADPOOL_SIZE, when the pool first runs anything in the process;
+  // set here, it is put in the environment before that. Once the pool has
+  // started, a different size is too late: a warning says so. See
+  // uvaio::libuv_threadpool_size().
+  std::optional<unsigned> threadpool_size{};
 };
 
 // What the loop's exception handler receives (asyncio's context dict).

@@ -14,11 +14,13 @@ namespace uvaio {
 
 struct RunOptions {
   // Debug mode; unset: from the environment variable UVAIO_DEBUG.
-  std::optional<bool> debug;
+  std::optional<bool> debug{};
   Duration slow_callback_duration = std::chrono::milliseconds(100);
   // How long closing waits for the default executor's work before it warns and
   // goes on; unset: no limit. asyncio uses five minutes.
   std::optional<Duration> executor_shutdown_timeout = std::chrono::minutes(5);
+  // libuv's threadpool size, as LoopOptions::threadpool_size.
+  std::optional<unsigned> threadpool_size{};
 };
 
 // asyncio.Runner: one loop, created on first use, reused by several run()

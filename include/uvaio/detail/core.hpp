@@ -274,6 +274,14 @@ UVAIO_API void report_callback_exception(LoopImpl* loop, std::exception_ptr erro
                                          const std::string& what) noexcept;
 [[noreturn]] UVAIO_API void throw_empty_handle(const char* type);
 
+// A reference to a loop's thread-safe mailbox, which outlives the loop: other
+// threads post through it without knowing whether the loop still exists.
+class Mailbox;
+UVAIO_API Mailbox* acquire_mailbox(LoopImpl& loop) noexcept;
+UVAIO_API void release_mailbox(Mailbox* mailbox) noexcept;
+// False once the loop closed (the entry is then not taken).
+UVAIO_API bool post_to_mailbox(Mailbox* mailbox, Runnable& entry) noexcept;
+
 // --- awaiting a future from a task ---------------------------------------------
 // The task about to await `future`; throws RuntimeError outside a task, for a
 // task awaiting itself, or for a future of another loop.

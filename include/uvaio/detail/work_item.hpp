@@ -168,7 +168,11 @@ class WorkItem final : public FutureState<R>, public WorkItemBase {
   void request_stop() noexcept override {
     if constexpr (with_token) stop_.request_stop();
   }
-  void on_cancelled() noexcept override { cancel_work(); }
+  void on_cancelled() noexcept override {
+    cancel_work();
+    // A callable may want to hear of it (wrap_future cancels its source).
+    if constexpr (requires(F& f) { f.on_cancel(); }) fn_.on_cancel();
+  }
   void destroy() noexcept override { release_owner(); }
   void delete_item() noexcept override { delete this; }
 
@@ -180,5 +184,7 @@ class WorkItem final : public FutureState<R>, public WorkItemBase {
 
 // Hands a new item to `executor` (null: the loop's default executor).
 UVAIO_API void submit_work(LoopImpl& loop, Executor* executor, WorkItemBase& item);
+// Registers an item that no executor runs (wrap_future: the source completes it).
+UVAIO_API void link_unexecuted_work(LoopImpl& loop, WorkItemBase& item) noexcept;
 
 }  // namespace uvaio::detail
