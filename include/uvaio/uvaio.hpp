@@ -3,9 +3,11 @@
 // Everything uvaio offers, except <uvaio/log.hpp> (which includes spdlog).
 
 #include "uvaio/async.hpp"
+#include "uvaio/bridge.hpp"
 #include "uvaio/errors.hpp"
 #include "uvaio/executor.hpp"
 #include "uvaio/future.hpp"
+#include "uvaio/futures.hpp"
 #include "uvaio/gather.hpp"
 #include "uvaio/handle.hpp"
 #include "uvaio/loop.hpp"
@@ -16,6 +18,8 @@
 #include "uvaio/sync.hpp"
 #include "uvaio/task.hpp"
 #include "uvaio/task_group.hpp"
+#include "uvaio/thread_future.hpp"
+#include "uvaio/thread_pool.hpp"
 #include "uvaio/to_thread.hpp"
 #include "uvaio/version.hpp"
 #include "uvaio/wait.hpp"
