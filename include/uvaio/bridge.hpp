@@ -37,6 +37,7 @@ struct CopyOutcome {
     }
   }
   void on_cancel() noexcept { source.cancel(); }
+  bool source_cancelled() const { return source.cancelled(); }
 };
 
 // A loop, as seen from any thread: posting runs a function on the loop thread,

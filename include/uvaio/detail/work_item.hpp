@@ -143,7 +143,15 @@ class WorkItem final : public FutureState<R>, public WorkItemBase {
   }
 
   void call() noexcept override {
+    // A callable that mirrors another future (wrap_future) reports that the
+    // source was cancelled: the item then ends cancelled, not failed.
     try {
+      if constexpr (requires(const F& f) { f.source_cancelled(); }) {
+        if (fn_.source_cancelled()) {
+          source_cancelled_ = true;
+          return;
+        }
+      }
       if constexpr (std::is_void_v<R>) {
         invoke();
       } else {
@@ -154,7 +162,9 @@ class WorkItem final : public FutureState<R>, public WorkItemBase {
     }
   }
   void deliver() noexcept override {
-    if (error_) {
+    if (source_cancelled_) {
+      this->set_cancelled_unchecked({});
+    } else if (error_) {
       this->set_exception_unchecked(std::move(error_));
     } else {
       this->mark_result_set();
@@ -180,6 +190,7 @@ class WorkItem final : public FutureState<R>, public WorkItemBase {
   std::tuple<Args...> args_;
   std::exception_ptr error_;
   std::stop_source stop_;
+  bool source_cancelled_ = false;
 };
 
 // Hands a new item to `executor` (null: the loop's default executor).
