@@ -10,6 +10,7 @@
 
 #include "log_internal.hpp"
 #include "loop_impl.hpp"
+#include "submit_batch.hpp"
 #include "uvaio/detail/test_hooks.hpp"
 
 namespace uvaio {
@@ -190,6 +191,7 @@ void LoopImpl::run_ready() noexcept {
   // asyncio runs a snapshot: entries queued meanwhile wait for the next iteration.
   Runnable* const last = ready_.last();
   if (last == nullptr) return;
+  const SubmitBatchScope batch;  // pool workers for what they submit are woken at the end
   for (;;) {
     Runnable* entry = ready_.pop();
     const bool was_last = entry == last;
@@ -220,7 +222,7 @@ void LoopImpl::run_entry(Runnable& entry) noexcept {
 void LoopImpl::push_ready(Runnable& entry) noexcept {
   // Keep call_soon_threadsafe's order relative to call_soon: entries posted
   // before this call go first. (While the loop is not running, call_soon comes
-  // from the thread that owns it; the mailbox's mutex makes the drain safe.)
+  // from the thread that owns it; take_all() is atomic, so the drain is safe.)
   if (mailbox_->has_entries() && (on_loop_thread() || !running_.load(std::memory_order_relaxed))) {
     drain_mailbox();
   }

@@ -3,6 +3,8 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "log_internal.hpp"
+#include "submit_batch.hpp"
 #include "uvaio/detail/work_item.hpp"
 
 namespace uvaio {
@@ -21,9 +24,24 @@ namespace detail {
 PoolJob::~PoolJob() = default;
 
 // The queue and the threads. One mutex guards the queue, the thread list and
-// the flags; workers take the whole queue's front under it and run the entry
+// the counters; a worker takes the queue's front under it and runs the entry
 // outside it. An entry is a loop's work item (kept as its WorkItemBase, so a
 // queued Work costs no allocation of its own) or a submit() job.
+//
+// Waking is what costs (a futex wake-up is some microseconds on both sides),
+// so the pool does as little of it as it can:
+// - push() signals a sleeping worker only when no wake-up is already on its way
+//   to each sleeper (wakes_pending_), and not for an entry that a spinning
+//   worker will take: a burst of 10,000 submissions wakes each sleeper once,
+//   not 10,000 times.
+// - A worker that finds the queue empty spins for a moment (kSpin) before it
+//   sleeps, watching an atomic count, so the next call of a loop that awaits
+//   one call after the other finds it awake. At most one worker spins at a
+//   time, and only while no other runs anything: on a machine with few cores
+//   it would take the CPU that they and the loop thread need.
+// - A loop thread's submissions during one iteration wake the sleepers they
+//   need once, when its ready callbacks are done (submit_batch.hpp), unless no
+//   worker is awake at all: then the first wakes one at once.
 class ThreadPoolCore : public std::enable_shared_from_this<ThreadPoolCore> {
  public:
   struct Entry {
@@ -34,9 +52,15 @@ class ThreadPoolCore : public std::enable_shared_from_this<ThreadPoolCore> {
   ThreadPoolCore(std::size_t max_workers, std::string name)
       : max_workers_(max_workers), name_(std::move(name)) {}
 
-  ~ThreadPoolCore() { shutdown(true, false); }  // only threads that detached themselves are left
+  ~ThreadPoolCore() { stop(true, false); }  // only threads that detached themselves are left
 
-  void push(Entry entry) {
+  // Queues an entry. With defer_wake (a loop thread, during an iteration),
+  // waking a sleeper may be left to wake_for_queue() at the end of the
+  // iteration -- but never when no worker at all is awake or about to be: a
+  // queued entry always has a worker on its way, whatever the loop thread does
+  // next (even block until the call starts). Returns true if a wake-up was
+  // left for later.
+  bool push(Entry entry, bool defer_wake) {
     std::unique_lock<std::mutex> lock(mutex_);
     if (shutdown_) {
       lock.unlock();
@@ -44,19 +68,55 @@ class ThreadPoolCore : public std::enable_shared_from_this<ThreadPoolCore> {
       throw RuntimeError("cannot schedule new futures after shutdown");
     }
     queue_.push_back(entry);
+    queued_.store(queue_.size(), std::memory_order_release);
     // asyncio's rule: reuse an idle thread before starting another.
-    if (idle_ < queue_.size() && threads_.size() < max_workers_) start_thread_locked();
+    if (sleeping_ + spinning_ < queue_.size() && threads_.size() < max_workers_) {
+      start_thread_locked();
+      return false;
+    }
+    const bool nobody_awake = running_ + spinning_ + wakes_pending_ == 0;
+    if (defer_wake && !nobody_awake) return true;
+    const bool wake = sleeping_ > wakes_pending_ && queue_.size() > spinning_ + wakes_pending_;
+    if (wake) ++wakes_pending_;
     lock.unlock();
-    ready_.notify_one();
+    if (wake) ready_.notify_one();
+    return false;
   }
 
-  void shutdown(bool wait, bool cancel_futures) {
+  // One wake-up for each sleeping worker that has a queued entry to take.
+  void wake_for_queue() noexcept {
+    std::size_t wakes = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      while (sleeping_ > wakes_pending_ && queue_.size() > spinning_ + wakes_pending_) {
+        ++wakes_pending_;
+        ++wakes;
+      }
+    }
+    for (std::size_t i = 0; i < wakes; ++i) ready_.notify_one();
+  }
+
+  void shutdown(bool wait, bool cancel_futures) { stop(wait, cancel_futures); }
+
+  bool is_shut_down() const noexcept { return shutting_down_.load(std::memory_order_acquire); }
+  std::size_t max_workers() const noexcept { return max_workers_; }
+  std::size_t threads() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return started_;
+  }
+
+ private:
+  void stop(bool wait, bool cancel_futures) {
     std::deque<Entry> dropped;
     std::vector<std::thread> to_join;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       shutdown_ = true;
-      if (cancel_futures) dropped.swap(queue_);
+      shutting_down_.store(true, std::memory_order_release);
+      if (cancel_futures) {
+        dropped.swap(queue_);
+        queued_.store(0, std::memory_order_release);
+      }
       if (wait) {
         for (std::thread& t : threads_) {
           if (t.get_id() == std::this_thread::get_id()) {
@@ -73,13 +133,10 @@ class ThreadPoolCore : public std::enable_shared_from_this<ThreadPoolCore> {
     for (std::thread& t : to_join) t.join();
   }
 
-  std::size_t max_workers() const noexcept { return max_workers_; }
-  std::size_t threads() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return started_;
-  }
+  // How long an idle worker watches the queue before it sleeps: longer than a
+  // loop takes to wake up, run the awaiting task and submit its next call.
+  static constexpr auto kSpin = std::chrono::microseconds(50);
 
- private:
   static void run(Entry entry) noexcept {
     if (entry.work != nullptr) {
       Work work(entry.work);
@@ -98,6 +155,14 @@ class ThreadPoolCore : public std::enable_shared_from_this<ThreadPoolCore> {
     }
   }
 
+  static void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+
   void start_thread_locked() {
     const std::size_t index = started_++;
     threads_.emplace_back([self = shared_from_this(), index] {
@@ -108,18 +173,53 @@ class ThreadPoolCore : public std::enable_shared_from_this<ThreadPoolCore> {
     });
   }
 
+  // Unlocked: true as soon as an entry is queued (or the pool shuts down),
+  // false once kSpin has passed.
+  bool spin_for_work() const noexcept {
+    const auto deadline = std::chrono::steady_clock::now() + kSpin;
+    for (;;) {
+      for (int i = 0; i < 64; ++i) {
+        if (queued_.load(std::memory_order_acquire) != 0 || shutting_down_.load(std::memory_order_acquire)) {
+          return true;
+        }
+        cpu_relax();
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::yield();  // a runnable thread on this core (the loop's) goes first
+    }
+  }
+
   void work_loop() noexcept {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
-      ++idle_;
-      ready_.wait(lock, [this] { return !queue_.empty() || shutdown_; });
-      --idle_;
-      if (queue_.empty()) return;  // shut down and nothing left to run
-      Entry entry = queue_.front();
-      queue_.pop_front();
-      lock.unlock();
-      run(entry);
-      lock.lock();
+      if (!queue_.empty()) {
+        Entry entry = queue_.front();
+        queue_.pop_front();
+        queued_.store(queue_.size(), std::memory_order_release);
+        ++running_;
+        lock.unlock();
+        run(entry);
+        lock.lock();
+        --running_;
+        continue;
+      }
+      if (shutdown_) return;  // shut down and nothing left to run
+      // Spinning pays when the pool is otherwise idle (one call awaited after
+      // the other); with other workers busy, it takes CPU that they need.
+      if (spinning_ == 0 && running_ == 0) {
+        ++spinning_;
+        lock.unlock();
+        const bool found = spin_for_work();
+        lock.lock();
+        --spinning_;
+        // push() does not wake anyone for an entry a spinner will take: one
+        // queued just after the spin gave up is this worker's to run.
+        if (found || !queue_.empty()) continue;
+      }
+      ++sleeping_;
+      ready_.wait(lock);  // one wake-up (or a spurious one): look again
+      --sleeping_;
+      if (wakes_pending_ > 0) --wakes_pending_;
     }
   }
 
@@ -127,12 +227,60 @@ class ThreadPoolCore : public std::enable_shared_from_this<ThreadPoolCore> {
   std::condition_variable ready_;
   std::deque<Entry> queue_;
   std::vector<std::thread> threads_;
+  std::atomic<std::size_t> queued_{0};  // queue_.size(), for spinning workers
+  std::atomic<bool> shutting_down_{false};
   std::size_t started_ = 0;
-  std::size_t idle_ = 0;
+  std::size_t sleeping_ = 0;
+  std::size_t spinning_ = 0;
+  std::size_t running_ = 0;  // workers running an entry
+  std::size_t wakes_pending_ = 0;  // notify_one calls whose sleeper has not woken yet
   bool shutdown_ = false;
   const std::size_t max_workers_;
   const std::string name_;
 };
+
+// --- wake-ups held back during a loop iteration (submit_batch.hpp) -----------
+
+namespace {
+
+struct ThreadBatches {
+  int scopes = 0;  // SubmitBatchScopes alive on this thread
+  std::vector<std::shared_ptr<ThreadPoolCore>> owed;  // pools owed a wake-up (usually one)
+};
+
+thread_local ThreadBatches this_thread_batches;
+
+}  // namespace
+
+SubmitBatchScope::SubmitBatchScope() noexcept { ++this_thread_batches.scopes; }
+
+SubmitBatchScope::~SubmitBatchScope() {
+  --this_thread_batches.scopes;
+  flush_submit_batches();
+}
+
+void flush_submit_batches() noexcept {
+  if (this_thread_batches.owed.empty()) return;
+  // Taken out first: a pool's last reference may go here, and nothing of this
+  // thread's list may be in use then.
+  std::vector<std::shared_ptr<ThreadPoolCore>> owed = std::move(this_thread_batches.owed);
+  this_thread_batches.owed.clear();
+  for (const auto& pool : owed) pool->wake_for_queue();
+}
+
+void submit_from_this_thread(ThreadPoolCore& pool, ThreadPoolCore::Entry entry) {
+  ThreadBatches& batches = this_thread_batches;
+  const bool in_iteration = batches.scopes != 0;
+  if (!pool.push(entry, in_iteration)) return;
+  for (const auto& owed : batches.owed) {
+    if (owed.get() == &pool) return;
+  }
+  try {
+    batches.owed.push_back(pool.shared_from_this());
+  } catch (...) {
+    pool.wake_for_queue();  // no memory to note it: wake now
+  }
+}
 
 }  // namespace detail
 
@@ -154,10 +302,10 @@ ThreadPoolExecutor::~ThreadPoolExecutor() { core_->shutdown(true, false); }
 void ThreadPoolExecutor::execute(Work work) {
   detail::WorkItemBase* item = work.release();
   if (item == nullptr) return;
-  core_->push({item, nullptr});
+  detail::submit_from_this_thread(*core_, {item, nullptr});
 }
 
-void ThreadPoolExecutor::enqueue(detail::PoolJob* job) { core_->push({nullptr, job}); }
+void ThreadPoolExecutor::enqueue(detail::PoolJob* job) { core_->push({nullptr, job}, false); }
 
 void ThreadPoolExecutor::shutdown(bool wait, bool cancel_futures) { core_->shutdown(wait, cancel_futures); }
 
