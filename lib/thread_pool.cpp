@@ -135,7 +135,7 @@ class ThreadPoolCore : public std::enable_shared_from_this<ThreadPoolCore> {
 
   // How long an idle worker watches the queue before it sleeps: longer than a
   // loop takes to wake up, run the awaiting task and submit its next call.
-  static constexpr auto kSpin = std::chrono::microseconds(50);
+  static constexpr auto kSpin = std::chrono::microseconds(20);
 
   static void run(Entry entry) noexcept {
     if (entry.work != nullptr) {
