@@ -243,40 +243,41 @@ class ThreadPoolCore : public std::enable_shared_from_this<ThreadPoolCore> {
 
 namespace {
 
-struct ThreadBatches {
-  int scopes = 0;  // SubmitBatchScopes alive on this thread
-  std::vector<std::shared_ptr<ThreadPoolCore>> owed;  // pools owed a wake-up (usually one)
-};
-
-thread_local ThreadBatches this_thread_batches;
+// What every loop iteration touches is trivial and initial-exec (no
+// __tls_get_addr call in a shared library: uvaio is linked, not dlopen'ed
+// late, and glibc keeps static TLS room for small libraries that are); the
+// list of pools, with its constructor and destructor, only when a pool is used.
+__attribute__((tls_model("initial-exec"))) thread_local int t_batch_scopes = 0;
+__attribute__((tls_model("initial-exec"))) thread_local bool t_wakes_owed = false;
+thread_local std::vector<std::shared_ptr<ThreadPoolCore>> t_owed;  // pools owed a wake-up (usually one)
 
 }  // namespace
 
-SubmitBatchScope::SubmitBatchScope() noexcept { ++this_thread_batches.scopes; }
+SubmitBatchScope::SubmitBatchScope() noexcept { ++t_batch_scopes; }
 
 SubmitBatchScope::~SubmitBatchScope() {
-  --this_thread_batches.scopes;
+  --t_batch_scopes;
   flush_submit_batches();
 }
 
 void flush_submit_batches() noexcept {
-  if (this_thread_batches.owed.empty()) return;
+  if (!t_wakes_owed) return;
+  t_wakes_owed = false;
   // Taken out first: a pool's last reference may go here, and nothing of this
   // thread's list may be in use then.
-  std::vector<std::shared_ptr<ThreadPoolCore>> owed = std::move(this_thread_batches.owed);
-  this_thread_batches.owed.clear();
+  std::vector<std::shared_ptr<ThreadPoolCore>> owed = std::move(t_owed);
+  t_owed.clear();
   for (const auto& pool : owed) pool->wake_for_queue();
 }
 
 void submit_from_this_thread(ThreadPoolCore& pool, ThreadPoolCore::Entry entry) {
-  ThreadBatches& batches = this_thread_batches;
-  const bool in_iteration = batches.scopes != 0;
-  if (!pool.push(entry, in_iteration)) return;
-  for (const auto& owed : batches.owed) {
+  if (!pool.push(entry, t_batch_scopes != 0)) return;
+  t_wakes_owed = true;
+  for (const auto& owed : t_owed) {
     if (owed.get() == &pool) return;
   }
   try {
-    batches.owed.push_back(pool.shared_from_this());
+    t_owed.push_back(pool.shared_from_this());
   } catch (...) {
     pool.wake_for_queue();  // no memory to note it: wake now
   }
