@@ -180,8 +180,24 @@ void LoopImpl::run_once() noexcept {
     uv_timer_stop(&wake_timer_);
     wake_timer_armed_ = false;
   }
-  if (block && test_hooks::before_blocking_poll != nullptr) test_hooks::before_blocking_poll();
-  uv_run(&uv_, block ? UV_RUN_ONCE : UV_RUN_NOWAIT);
+  // asyncio polls its selector on every iteration, ready callbacks or not; a
+  // non-blocking libuv poll is a system call and a pass over libuv's handles
+  // (~250 ns), most of a sleep(0). While callbacks are ready and nothing is
+  // due, uvaio polls on one iteration in kPollEvery, and at least every
+  // kMaxPollGap: I/O and libuv's own callbacks wait that much longer at most
+  // on a busy loop. What uvaio keeps itself is seen on every iteration all the
+  // same: the thread-safe mailbox (call_soon_threadsafe, pool completions) and
+  // the timer heap.
+  bool poll = block || ready_.empty() || polls_skipped_ + 1 >= kPollEvery || stopping_;
+  if (!poll && Clock::now() - last_poll_ >= kMaxPollGap) poll = true;
+  if (poll) {
+    if (block && test_hooks::before_blocking_poll != nullptr) test_hooks::before_blocking_poll();
+    uv_run(&uv_, block ? UV_RUN_ONCE : UV_RUN_NOWAIT);
+    polls_skipped_ = 0;
+    last_poll_ = Clock::now();
+  } else {
+    ++polls_skipped_;
+  }
   drain_mailbox();
   move_due_timers();
   run_ready();

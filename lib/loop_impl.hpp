@@ -118,6 +118,12 @@ class LoopImpl {
   uv_async_t wakeup_{};
   uv_timer_t wake_timer_{};
   bool wake_timer_armed_ = false;
+  // While callbacks are ready, libuv is polled (without blocking) on one
+  // iteration in kPollEvery, and at least every kMaxPollGap (see run_once).
+  static constexpr std::uint32_t kPollEvery = 32;
+  static constexpr Duration kMaxPollGap = std::chrono::microseconds(500);
+  std::uint32_t polls_skipped_ = 0;
+  TimePoint last_poll_{};
 
   RunnableFifo ready_;
 

@@ -1076,3 +1076,80 @@ TEST_CASE("a timer that becomes due while the loop thread stalls before polling 
 }
 
 TEST_SUITE_END();
+
+// --- polling libuv while callbacks are ready ------------------------------------
+
+namespace {
+
+struct BusyLoop {
+  long spins = 0;
+  long libuv_iterations = 0;  // uv_run passes, counted by a uv_check_t
+  bool work_done = false;
+  long spins_when_done = 0;
+};
+
+uvaio::Async<void> spin_until_done(BusyLoop* state) {
+  while (!state->work_done) {
+    ++state->spins;
+    co_await uvaio::sleep(0s);
+  }
+}
+
+void nothing() {}
+
+uvaio::Async<void> one_call(BusyLoop* state) {
+  co_await uvaio::to_thread(nothing);
+  state->work_done = true;
+  state->spins_when_done = state->spins;
+}
+
+uvaio::Async<void> busy_loop_with_work(BusyLoop* state) {
+  uvaio::Task<void> spinner = uvaio::create_task(spin_until_done(state));
+  co_await one_call(state);
+  co_await spinner;
+}
+
+}  // namespace
+
+TEST_CASE("a loop kept busy by ready callbacks still polls libuv at least once in 32 iterations") {
+  uv_check_t check{};  // outlives the loop, which finishes closing it
+  BusyLoop state;
+  uvaio::Loop loop;
+  REQUIRE(uv_check_init(loop.native(), &check) == 0);
+  check.data = &state;
+  REQUIRE(uv_check_start(&check, [](uv_check_t* handle) { ++static_cast<BusyLoop*>(handle->data)->libuv_iterations; }) == 0);
+  loop.run_until_complete(busy_loop_with_work(&state));
+  uv_close(reinterpret_cast<uv_handle_t*>(&check), nullptr);
+  // The to_thread completion (delivered by libuv) was not starved by the
+  // spinning task, and libuv ran at least once per 32 iterations of it.
+  CHECK(state.work_done);
+  CHECK(state.spins > 0);
+  CHECK(state.libuv_iterations >= state.spins / 32);
+}
+
+uvaio::Async<long> spin_until_threadsafe_callback(std::atomic<bool>* seen, std::atomic<bool>* posted) {
+  long spins = 0;
+  long spins_after_post = -1;
+  while (!seen->load()) {
+    if (posted->load() && spins_after_post < 0) spins_after_post = spins;
+    ++spins;
+    co_await uvaio::sleep(0s);
+  }
+  co_return spins - (spins_after_post < 0 ? spins : spins_after_post);
+}
+
+TEST_CASE("a call_soon_threadsafe callback runs within two iterations of a busy loop, poll or not") {
+  uvaio::Loop loop;
+  std::atomic<bool> seen{false};
+  std::atomic<bool> posted{false};
+  std::jthread poster([&] {
+    std::this_thread::sleep_for(5ms);
+    loop.call_soon_threadsafe([&seen] { seen = true; });
+    posted = true;
+  });
+  const long iterations_late = loop.run_until_complete(spin_until_threadsafe_callback(&seen, &posted));
+  poster.join();
+  CHECK(seen.load());
+  // The mailbox is read on every iteration, not only when libuv is polled.
+  CHECK(iterations_late <= 2);
+}
