@@ -71,8 +71,20 @@ class ThreadPoolCore : public std::enable_shared_from_this<ThreadPoolCore> {
     queued_.store(queue_.size(), std::memory_order_release);
     // asyncio's rule: reuse an idle thread before starting another.
     if (sleeping_ + spinning_ < queue_.size() && threads_.size() < max_workers_) {
-      start_thread_locked();
-      return false;
+      try {
+        start_thread_locked();
+        return false;
+      } catch (...) {
+        // No thread could be started (resources). The threads there are will
+        // run the entry; with none at all, the call is refused.
+        if (threads_.empty()) {
+          queue_.pop_back();
+          queued_.store(queue_.size(), std::memory_order_release);
+          lock.unlock();
+          drop(entry);
+          throw;
+        }
+      }
     }
     const bool nobody_awake = running_ + spinning_ + wakes_pending_ == 0;
     if (defer_wake && !nobody_awake) return true;
@@ -98,7 +110,6 @@ class ThreadPoolCore : public std::enable_shared_from_this<ThreadPoolCore> {
 
   void shutdown(bool wait, bool cancel_futures) { stop(wait, cancel_futures); }
 
-  bool is_shut_down() const noexcept { return shutting_down_.load(std::memory_order_acquire); }
   std::size_t max_workers() const noexcept { return max_workers_; }
   std::size_t threads() const {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -164,13 +175,14 @@ class ThreadPoolCore : public std::enable_shared_from_this<ThreadPoolCore> {
   }
 
   void start_thread_locked() {
-    const std::size_t index = started_++;
+    const std::size_t index = started_;
     threads_.emplace_back([self = shared_from_this(), index] {
       // Linux limits thread names to 15 characters.
       const std::string thread_name = (self->name_ + "_" + std::to_string(index)).substr(0, 15);
       pthread_setname_np(pthread_self(), thread_name.c_str());
       self->work_loop();
     });
+    ++started_;
   }
 
   // Unlocked: true as soon as an entry is queued (or the pool shuts down),
