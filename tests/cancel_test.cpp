@@ -15,6 +15,10 @@
 
 #include "support.hpp"
 
+using test_support::run_one_iteration;
+using test_support::run_iterations;
+using test_support::cancelled_message;
+
 using namespace std::chrono_literals;
 using test_support::Counted;
 using test_support::HandlerCapture;
@@ -22,30 +26,6 @@ using test_support::HandlerCapture;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// stop() before run_forever(): the loop runs exactly one iteration, without
-// blocking in the poll.
-void run_one_iteration(uvaio::Loop& loop) {
-  loop.stop();
-  loop.run_forever();
-}
-
-void run_iterations(uvaio::Loop& loop, int count) {
-  for (int i = 0; i < count; ++i) run_one_iteration(loop);
-}
-
-// The message of the CancelledError that fn() throws, or what happened instead.
-template <class F>
-std::string cancelled_message(F&& fn) {
-  try {
-    fn();
-  } catch (const uvaio::CancelledError& e) {
-    return e.message();
-  } catch (...) {
-    return "<another exception>";
-  }
-  return "<no exception>";
-}
 
 std::string joined(const std::vector<std::string>& items) {
   std::string text;

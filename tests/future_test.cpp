@@ -9,6 +9,9 @@
 
 #include "support.hpp"
 
+using test_support::run_one_iteration;
+using test_support::cancelled_message;
+
 using test_support::HandlerCapture;
 
 namespace {
@@ -17,28 +20,6 @@ namespace {
 struct Oops {
   int code;
 };
-
-// Runs exactly one iteration of the loop: stop() before run_forever() makes it
-// run the ready queue's snapshot once, without blocking in the poll.
-void run_one_iteration(uvaio::Loop& loop) {
-  loop.stop();
-  loop.run_forever();
-}
-
-// The message of the CancelledError that fn() throws, or a marker saying what
-// happened instead (CancelledError is not a std::exception, so doctest's
-// CHECK_THROWS_WITH cannot read it).
-template <class F>
-std::string cancelled_message(F&& fn) {
-  try {
-    fn();
-  } catch (const uvaio::CancelledError& e) {
-    return e.message();
-  } catch (...) {
-    return "<another exception>";
-  }
-  return "<no exception>";
-}
 
 // The what() of the std::exception inside `error`, or a marker.
 std::string what_of(const std::exception_ptr& error) {

@@ -10,18 +10,10 @@
 
 #include "support.hpp"
 
+using test_support::run_one_iteration;
+
 using namespace std::chrono_literals;
 using test_support::Counted;
-
-namespace {
-
-// stop() before run_forever(): the loop runs exactly one iteration.
-void run_one_iteration(uvaio::Loop& loop) {
-  loop.stop();
-  loop.run_forever();
-}
-
-}  // namespace
 
 TEST_SUITE_BEGIN("handle");
 

@@ -17,6 +17,8 @@
 
 #include "support.hpp"
 
+using test_support::run_one_iteration;
+
 using namespace std::chrono_literals;
 using test_support::Counted;
 using test_support::HandlerCapture;
@@ -34,12 +36,6 @@ struct Boom : std::runtime_error {
 struct NotAnException {
   int code = 0;
 };
-
-// stop() before run_forever(): the loop runs exactly one iteration (asyncio item 6).
-void run_one_iteration(uvaio::Loop& loop) {
-  loop.stop();
-  loop.run_forever();
-}
 
 void busy_wait(SteadyClock::duration duration) {
   const auto until = SteadyClock::now() + duration;

@@ -11,44 +11,14 @@
 #include <utility>
 #include <vector>
 
+#include "counting_new.hpp"  // this binary counts allocations ("waiting allocates nothing")
 #include "support.hpp"
+
+using test_support::run_one_iteration;
 
 using namespace std::chrono_literals;
 using test_support::Counted;
 using test_support::HandlerCapture;
-
-// This binary counts allocations (for "waiting allocates nothing"): it replaces
-// the global operator new, as tests/alloc_test.cpp does.
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-std::size_t allocations() noexcept {
-  return g_allocations.load(std::memory_order_relaxed);
-}
-void* counted_alloc(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-}  // namespace
-
-void* operator new(std::size_t size) {
-  return counted_alloc(size);
-}
-void* operator new[](std::size_t size) {
-  return counted_alloc(size);
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 namespace {
 
@@ -59,11 +29,6 @@ std::string joined(const Log& items) {
   std::string text;
   for (const std::string& item : items) text += (text.empty() ? "" : " ") + item;
   return text;
-}
-
-void run_one_iteration(uvaio::Loop& loop) {
-  loop.stop();
-  loop.run_forever();
 }
 
 template <class T>

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,6 +17,45 @@
 #include <uvaio/uvaio.hpp>
 
 namespace test_support {
+
+// stop() before run_forever(): the loop runs exactly one iteration, without
+// blocking in the poll.
+inline void run_one_iteration(uvaio::Loop& loop) {
+  loop.stop();
+  loop.run_forever();
+}
+
+inline void run_iterations(uvaio::Loop& loop, int count) {
+  for (int i = 0; i < count; ++i) run_one_iteration(loop);
+}
+
+// The message of the CancelledError that fn() throws, or what happened instead.
+template <class F>
+std::string cancelled_message(F&& fn) {
+  try {
+    fn();
+  } catch (const uvaio::CancelledError& e) {
+    return e.message();
+  } catch (...) {
+    return "<another exception>";
+  }
+  return "<no exception>";
+}
+
+// What an exception_ptr holds, for CHECKs: "CancelledError: <message>", what(),
+// "<null>" or "<not a std::exception>".
+inline std::string what_of(const std::exception_ptr& error) {
+  if (!error) return "<null>";
+  try {
+    std::rethrow_exception(error);
+  } catch (const uvaio::CancelledError& e) {
+    return "CancelledError: " + e.message();
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "<not a std::exception>";
+  }
+}
 
 // Captures what uvaio logs while it lives (installs itself with
 // uvaio::set_logger, restores the previous logger when destroyed).

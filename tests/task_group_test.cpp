@@ -9,22 +9,15 @@
 
 #include "support.hpp"
 
+using test_support::run_one_iteration;
+using test_support::run_iterations;
+using test_support::what_of;
+
 using namespace std::chrono_literals;
 using test_support::Counted;
 using test_support::HandlerCapture;
 
 namespace {
-
-// stop() before run_forever(): the loop runs exactly one iteration, without
-// blocking in the poll.
-void run_one_iteration(uvaio::Loop& loop) {
-  loop.stop();
-  loop.run_forever();
-}
-
-void run_iterations(uvaio::Loop& loop, int count) {
-  for (int i = 0; i < count; ++i) run_one_iteration(loop);
-}
 
 // The message of the CancelledError that fn() throws, or what happened instead.
 template <class F>
@@ -39,19 +32,6 @@ std::string cancelled_message(F&& fn) {
     return "<another exception>";
   }
   return "<no exception>";
-}
-
-std::string what_of(const std::exception_ptr& error) {
-  if (!error) return "<null>";
-  try {
-    std::rethrow_exception(error);
-  } catch (const uvaio::CancelledError& e) {
-    return "CancelledError: " + e.message();
-  } catch (const std::exception& e) {
-    return e.what();
-  } catch (...) {
-    return "<not a std::exception>";
-  }
 }
 
 // The what() of every member of an ExceptionGroup, in order, "|"-separated.

@@ -11,6 +11,10 @@
 
 #include "support.hpp"
 
+using test_support::run_one_iteration;
+using test_support::run_iterations;
+using test_support::cancelled_message;
+
 using namespace std::chrono_literals;
 using test_support::Counted;
 using test_support::HandlerCapture;
@@ -20,31 +24,6 @@ namespace {
 struct Big {
   std::array<char, 65536> bytes{};
 };
-
-// Runs exactly one iteration of the loop: stop() before run_forever() makes it
-// run the ready queue's snapshot once, without blocking in the poll.
-void run_one_iteration(uvaio::Loop& loop) {
-  loop.stop();
-  loop.run_forever();
-}
-
-void run_iterations(uvaio::Loop& loop, int count) {
-  for (int i = 0; i < count; ++i) run_one_iteration(loop);
-}
-
-// The message of the CancelledError that fn() throws, or a marker saying what
-// happened instead (CancelledError is not a std::exception).
-template <class F>
-std::string cancelled_message(F&& fn) {
-  try {
-    fn();
-  } catch (const uvaio::CancelledError& e) {
-    return e.message();
-  } catch (...) {
-    return "<another exception>";
-  }
-  return "<no exception>";
-}
 
 std::string what_of(const std::exception_ptr& error) {
   if (!error) return "<null>";

@@ -11,6 +11,11 @@
 
 #include "support.hpp"
 
+using test_support::run_one_iteration;
+using test_support::run_iterations;
+using test_support::cancelled_message;
+using test_support::what_of;
+
 using namespace std::chrono_literals;
 using test_support::Counted;
 using test_support::HandlerCapture;
@@ -18,43 +23,6 @@ using test_support::HandlerCapture;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// stop() before run_forever(): the loop runs exactly one iteration, without
-// blocking in the poll.
-void run_one_iteration(uvaio::Loop& loop) {
-  loop.stop();
-  loop.run_forever();
-}
-
-void run_iterations(uvaio::Loop& loop, int count) {
-  for (int i = 0; i < count; ++i) run_one_iteration(loop);
-}
-
-// The message of the CancelledError that fn() throws, or what happened instead.
-template <class F>
-std::string cancelled_message(F&& fn) {
-  try {
-    fn();
-  } catch (const uvaio::CancelledError& e) {
-    return e.message();
-  } catch (...) {
-    return "<another exception>";
-  }
-  return "<no exception>";
-}
-
-std::string what_of(const std::exception_ptr& error) {
-  if (!error) return "<null>";
-  try {
-    std::rethrow_exception(error);
-  } catch (const uvaio::CancelledError& e) {
-    return "CancelledError: " + e.message();
-  } catch (const std::exception& e) {
-    return e.what();
-  } catch (...) {
-    return "<not a std::exception>";
-  }
-}
 
 // What a TimeoutError nests: asyncio chains the CancelledError as its cause.
 std::string nested_in(const std::exception& e) {
