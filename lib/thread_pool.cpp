@@ -224,9 +224,10 @@ class ThreadPoolCore : public std::enable_shared_from_this<ThreadPoolCore> {
         const bool found = spin_for_work();
         lock.lock();
         --spinning_;
-        // push() does not wake anyone for an entry a spinner will take: one
-        // queued just after the spin gave up is this worker's to run.
-        if (found || !queue_.empty()) continue;
+        // Look again before sleeping: push() does not wake anyone for an
+        // entry a spinner will take, and a shutdown's notify_all() may have
+        // come while this worker was between its spin and the lock.
+        if (found || !queue_.empty() || shutdown_) continue;
       }
       ++sleeping_;
       ready_.wait(lock);  // one wake-up (or a spurious one): look again

@@ -791,6 +791,27 @@ TEST_CASE("calls submitted one at a time, around the moment an idle worker stops
   CHECK(finished == 3000);
 }
 
+// The same moment seen from shutdown(): its notify_all() used to reach no one
+// when it came while the worker went from its spin back to the lock, and the
+// worker then slept through the shutdown (shutdown(wait=true) hung; TSan's
+// slower threads found it). Delays of 0 to 40 us after the last call land on
+// both sides of the 20 us spin.
+TEST_CASE("shutdown(wait=true) while the idle worker stops spinning returns") {
+  std::uint64_t state = 99;
+  int shut_down = 0;
+  for (int i = 0; i < 1000; ++i) {
+    ThreadPoolExecutor pool({.max_workers = 1, .name = "tp-stop"});
+    CHECK(pool.submit([] { return 1; }).result(10s) == 1);
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds((state >> 33) % 40);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    pool.shutdown(true);
+    ++shut_down;
+  }
+  CHECK(shut_down == 1000);
+}
+
 uvaio::Async<std::vector<int>> submit_in_one_iteration(uvaio::Loop& loop, ThreadPoolExecutor* pool, int n) {
   std::vector<uvaio::Future<int>> futures;
   for (int i = 0; i < n; ++i) futures.push_back(loop.run_in_executor(pool, [i] { return i * i; }));
