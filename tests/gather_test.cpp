@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "support.hpp"
+using test_support::yield_times;
+using test_support::value_after;
 
 using test_support::run_one_iteration;
 using test_support::run_iterations;
@@ -46,10 +48,6 @@ std::vector<std::string> messages_of(const HandlerCapture& handler) {
 
 // Each helper below takes `yields` sleep(0s) steps, so that the tests choose
 // the order in which children finish without depending on time.
-uvaio::Async<void> yield_times(int yields) {
-  for (int i = 0; i < yields; ++i) co_await uvaio::sleep(0s);
-}
-
 uvaio::Async<int> int_after(int yields, int value, std::vector<std::string>* finished, const char* name) {
   co_await yield_times(yields);
   finished->push_back(name);
@@ -66,11 +64,6 @@ uvaio::Async<std::string> string_after(int yields, const char* value, std::vecto
 uvaio::Async<double> double_after(int yields, double value, std::vector<std::string>* finished, const char* name) {
   co_await yield_times(yields);
   finished->push_back(name);
-  co_return value;
-}
-
-uvaio::Async<int> value_after(int yields, int value) {
-  co_await yield_times(yields);
   co_return value;
 }
 

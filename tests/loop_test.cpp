@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "support.hpp"
+using test_support::starts_with;
 
 using test_support::run_one_iteration;
 
@@ -49,8 +50,6 @@ std::string joined(const std::vector<std::string>& items) {
   for (const std::string& item : items) text += (text.empty() ? "" : " ") + item;
   return text;
 }
-
-bool starts_with(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
 
 // True if one captured line contains every one of `parts`.
 bool any_line_with(const LogCapture& log, std::initializer_list<std::string> parts) {

@@ -13,6 +13,7 @@
 
 #include "counting_new.hpp"  // this binary counts allocations ("waiting allocates nothing")
 #include "support.hpp"
+using test_support::settle;
 
 using test_support::run_one_iteration;
 
@@ -41,13 +42,6 @@ std::string cancelled_message(const uvaio::Task<T>& task) {
     return "<another exception>";
   }
   return "<no exception>";
-}
-
-// Lets the loop run until `task` is done, at most `iterations` times: a lost
-// wake-up makes the CHECK that follows fail instead of hanging.
-template <class T>
-uvaio::Async<void> settle(uvaio::Task<T> task, int iterations = 10) {
-  for (int i = 0; i < iterations && !task.done(); ++i) co_await uvaio::sleep(0s);
 }
 
 template <class Queue>

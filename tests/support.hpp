@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -55,6 +56,25 @@ inline std::string what_of(const std::exception_ptr& error) {
   } catch (...) {
     return "<not a std::exception>";
   }
+}
+
+inline bool starts_with(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
+
+// Gives the loop `yields` iterations (sleep(0s) each), then returns `value`.
+inline uvaio::Async<void> yield_times(int yields) {
+  for (int i = 0; i < yields; ++i) co_await uvaio::sleep(std::chrono::seconds(0));
+}
+
+inline uvaio::Async<int> value_after(int yields, int value) {
+  co_await yield_times(yields);
+  co_return value;
+}
+
+// Lets the loop run until `task` is done, at most `iterations` times: a lost
+// wake-up makes the CHECK that follows fail instead of hanging.
+template <class T>
+uvaio::Async<void> settle(uvaio::Task<T> task, int iterations = 10) {
+  for (int i = 0; i < iterations && !task.done(); ++i) co_await uvaio::sleep(std::chrono::seconds(0));
 }
 
 // Captures what uvaio logs while it lives (installs itself with

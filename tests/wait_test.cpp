@@ -10,6 +10,9 @@
 #include <vector>
 
 #include "support.hpp"
+using test_support::starts_with;
+using test_support::yield_times;
+using test_support::value_after;
 
 using test_support::run_one_iteration;
 using test_support::run_iterations;
@@ -46,17 +49,6 @@ std::string joined(const std::vector<std::string>& items) {
   std::string text;
   for (const std::string& item : items) text += (text.empty() ? "" : ", ") + item;
   return text;
-}
-
-bool starts_with(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
-
-uvaio::Async<void> yield_times(int yields) {
-  for (int i = 0; i < yields; ++i) co_await uvaio::sleep(0s);
-}
-
-uvaio::Async<int> value_after(int yields, int value) {
-  co_await yield_times(yields);
-  co_return value;
 }
 
 uvaio::Async<int> value_after_sleep(uvaio::Duration delay, int value) {
