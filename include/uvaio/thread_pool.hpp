@@ -94,6 +94,15 @@ class SubmitJob final : public PoolJob {
 // schedule new futures after shutdown"); cancel_futures cancels what has not
 // started (loop futures and ThreadFutures complete as cancelled); wait joins
 // the threads. The destructor is shutdown(true). Thread-safe.
+//
+// Threads and CPU: an idle worker spins (yielding) for up to 20 us before it
+// sleeps, one worker at a time and only while no other runs a call, so that a
+// loop awaiting one call after the other finds it awake. A loop thread's
+// calls during one loop iteration are queued at once; waking sleeping workers
+// for them waits for the end of that iteration, unless no worker is awake at
+// all (then the first call wakes one at once). If no thread can be started and
+// the pool has none, execute()/submit() throw std::system_error and the call
+// never runs.
 class UVAIO_API ThreadPoolExecutor final : public Executor {
  public:
   struct Options {
