@@ -73,7 +73,7 @@ void FutureCore::last_reference_gone() noexcept {
     std::string task_name;
     if (const auto* task = dynamic_cast<const TaskCore*>(this)) task_name = task->name();
     if (loop_ != nullptr) {
-      loop_->report({message, exception_, task_name});
+      loop_->report({message, exception_, task_name, loop_->created_at(*this)});
     } else {
       log_error(message + (task_name.empty() ? "" : " (task '" + task_name + "')") + ": " +
                 describe_exception(exception_));

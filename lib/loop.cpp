@@ -348,7 +348,25 @@ void LoopImpl::move_due_timers() noexcept {
 // --- bookkeeping lists --------------------------------------------------------
 
 void LoopImpl::link_future(FutureCore& f) noexcept { live_.push_front(f); }
-void LoopImpl::unlink_future(FutureCore& f) noexcept { live_.remove(f); }
+void LoopImpl::unlink_future(FutureCore& f) noexcept {
+  live_.remove(f);
+  if (!created_at_.empty()) created_at_.erase(&f);
+}
+
+void LoopImpl::remember_creation(const FutureCore& future, SourceLocation where) noexcept {
+  if (!debug_ || !where.known()) return;
+  try {
+    created_at_.insert_or_assign(&future, where);
+  } catch (...) {
+    // Only a report's detail is lost; the future itself is fine.
+  }
+}
+
+SourceLocation LoopImpl::created_at(const FutureCore& future) const noexcept {
+  if (created_at_.empty()) return {};
+  const auto found = created_at_.find(&future);
+  return found == created_at_.end() ? SourceLocation{} : found->second;
+}
 void LoopImpl::link_pending(TaskCore& t) noexcept { pending_.push_front(t); }
 void LoopImpl::unlink_pending(TaskCore& t) noexcept { pending_.remove(t); }
 
@@ -463,7 +481,7 @@ void LoopImpl::destroy_pending_tasks() noexcept {
       task->destroy_frame();
       unlink_pending(*task);
       task->set_cancelled_unchecked("the event loop was closed while the task was pending");
-      report({"Task was destroyed but it is pending!", nullptr, task->name()});
+      report({"Task was destroyed but it is pending!", nullptr, task->name(), created_at(*task)});
       task->release();  // the loop's reference
       task->release();
     }
@@ -535,7 +553,7 @@ void remove_timer(LoopImpl& loop, TimerNode& node) noexcept { loop.remove_timer(
 
 void report_callback_exception(LoopImpl* loop, std::exception_ptr error, const std::string& what) noexcept {
   if (loop != nullptr) {
-    loop->report({what, std::move(error), {}});
+    loop->report({what, std::move(error), {}, {}});
   } else {
     log_error(what + ": " + describe_exception(error));
   }
@@ -655,6 +673,10 @@ void Loop::default_exception_handler(const ExceptionContext& context) noexcept {
     std::string line = context.message;
     if (!context.task_name.empty()) line += " (task '" + context.task_name + "')";
     if (context.exception) line += ": " + detail::describe_exception(context.exception);
+    if (context.created_at.known()) {
+      line += fmt::format(" [created at {}:{} in {}]", context.created_at.file_name(), context.created_at.line(),
+                          context.created_at.function_name());
+    }
     detail::log_error(line);
   } catch (...) {
     // Logging failed (allocation?): nothing sensible is left to do.

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <uv.h>
@@ -58,6 +59,9 @@ class LoopImpl {
   // Throws if the loop cannot take new work (closed; wrong thread in debug mode).
   void check_usable(const char* method) const;
   void report(const ExceptionContext& context) noexcept;
+  // Debug mode's record of where futures and tasks were created.
+  void remember_creation(const FutureCore& future, SourceLocation where) noexcept;
+  SourceLocation created_at(const FutureCore& future) const noexcept;
   bool on_loop_thread() const noexcept;
   bool accepting() const noexcept { return !closed_; }
   bool closing() const noexcept { return closing_ || closed_; }
@@ -80,6 +84,9 @@ class LoopImpl {
   bool executor_shutdown_called_ = false;
   std::size_t default_in_flight_ = 0;
   std::vector<Future<bool>> drain_waiters_;
+  // Filled only in debug mode, so that other loops pay nothing per future;
+  // an entry goes when its future is unlinked.
+  std::unordered_map<const FutureCore*, SourceLocation> created_at_;
 
  private:
   // Stops run_until_done's loop one iteration after the future completed, as

@@ -38,6 +38,10 @@ void start_task(LoopImpl& loop, TaskCore& task) noexcept {
   task.wake();
 }
 
+void remember_creation(LoopImpl& loop, const FutureCore& future, SourceLocation where) noexcept {
+  loop.remember_creation(future, where);
+}
+
 void TaskCore::wake() noexcept {
   if (queued_ || loop() == nullptr) return;
   queued_ = true;

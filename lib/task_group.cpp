@@ -210,10 +210,11 @@ TaskGroup::~TaskGroup() {
       group.loop_.report({"TaskGroup destroyed without join(): cancelled " + std::to_string(cancelled) +
                               " task(s) still running",
                           nullptr,
+                          {},
                           {}});
     }
     for (const std::exception_ptr& error : group.errors_) {
-      group.loop_.report({"TaskGroup destroyed without join(): a child failed", error, {}});
+      group.loop_.report({"TaskGroup destroyed without join(): a child failed", error, {}, {}});
     }
   }
   delete core_;

@@ -66,7 +66,8 @@ class LateFailureReporter final : public DoneNode {
       std::exception_ptr error = future.exception();  // retrieved: reported here, once
       std::string name;
       if (const auto* task = dynamic_cast<const TaskCore*>(&future)) name = task->name();
-      future.loop()->report({"Exception in shielded " + future.describe_future(), std::move(error), name});
+      future.loop()->report({"Exception in shielded " + future.describe_future(), std::move(error), name,
+                             future.loop()->created_at(future)});
     }
     delete this;
   }

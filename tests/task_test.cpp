@@ -420,23 +420,6 @@ TEST_CASE("a task awaiting itself gets RuntimeError at the await") {
   CHECK(message.rfind("Task cannot await on itself", 0) == 0);
 }
 
-TEST_CASE("a task awaiting a future of a different loop gets RuntimeError at the await") {
-  uvaio::Loop other;
-  uvaio::Loop loop;
-  auto body = [](uvaio::Future<int> foreign) -> uvaio::Async<std::string> {
-    std::string message = "<no error>";
-    try {
-      int v = co_await foreign;
-      (void)v;
-    } catch (const uvaio::RuntimeError& e) {
-      message = e.what();
-    }
-    co_return message;
-  };
-  std::string message = loop.run_until_complete(body(other.create_future<int>()));
-  CHECK(message.find("attached to a different loop") != std::string::npos);
-}
-
 // --- cancellation ------------------------------------------------------------------
 
 TEST_CASE("cancelling a task that awaits a future cancels the future, and the task ends cancelled with the message") {

@@ -171,4 +171,19 @@ inline Async<void> AsyncPromise<void>::get_return_object() noexcept {
 }
 }  // namespace detail
 
+namespace detail {
+template <class T>
+inline constexpr bool is_async_v = false;
+template <class T>
+inline constexpr bool is_async_v<Async<T>> = true;
+
+// What call_soon, call_later, call_at, call_soon_threadsafe and
+// run_in_executor accept: a callable whose result is not an Async. Calling a
+// coroutine function there would create the coroutine and destroy it unrun;
+// asyncio raises TypeError("coroutines cannot be used with call_soon()") in
+// debug mode (item 94), uvaio refuses to compile. Use create_task().
+template <class R>
+concept not_a_coroutine = !is_async_v<std::remove_cvref_t<R>>;
+}  // namespace detail
+
 }  // namespace uvaio

@@ -141,15 +141,16 @@ Future<T> wrap_future(ThreadFuture<T> source) {
 // set on the ThreadFuture and reported to the loop's exception handler. Throws
 // RuntimeError("Event loop is closed") at once for a closed loop.
 template <class T>
-ThreadFuture<T> run_coroutine_threadsafe(Async<T> coro, Loop& loop) {
+ThreadFuture<T> run_coroutine_threadsafe(Async<T> coro, Loop& loop,
+                                         SourceLocation created_at = SourceLocation::current()) {
   ThreadFuture<T> result;
   auto link = std::make_shared<detail::TaskLink>();
   detail::LoopRef where(detail::impl_of(loop));
-  if (!where.post([result, link, coro = std::move(coro)]() mutable {
+  if (!where.post([result, link, created_at, coro = std::move(coro)]() mutable {
         if (result.done()) return;  // cancelled before it was scheduled: never started
         detail::LoopImpl* loop = detail::running_loop_impl();
         try {
-          Task<T> task = detail::make_task(*loop, std::move(coro), {});
+          Task<T> task = detail::make_task(*loop, std::move(coro), {}, created_at);
           link->task = task.state();
           task.state()->add_waiter(*new detail::MirrorNode<T>(result, link));
         } catch (...) {

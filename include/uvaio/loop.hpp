@@ -41,6 +41,10 @@ struct ExceptionContext {
   std::string message;
   std::exception_ptr exception;  // may be null
   std::string task_name;         // empty when no task is involved
+  // Where the task or future involved was created (asyncio's
+  // source_traceback); known only in debug mode, for tasks from create_task()
+  // and futures from create_future().
+  SourceLocation created_at{};
 };
 
 using ExceptionHandler = std::function<void(Loop&, const ExceptionContext&)>;
@@ -106,7 +110,7 @@ class UVAIO_API Loop {
 
   // Schedules fn() for the next iteration, after what is already queued (FIFO).
   template <class F>
-    requires std::invocable<std::decay_t<F>&>
+    requires std::invocable<std::decay_t<F>&> && detail::not_a_coroutine<std::invoke_result_t<std::decay_t<F>&>>
   Handle call_soon(F&& fn) {
     detail::check_usable(impl_, "call_soon");
     auto* core = new detail::CallbackImpl<detail::CallbackCore, std::decay_t<F>>(impl_, std::forward<F>(fn));
@@ -119,7 +123,7 @@ class UVAIO_API Loop {
   // order they were made, in the same queue as call_soon. RuntimeError("Event
   // loop is closed") once closed.
   template <class F>
-    requires std::invocable<std::decay_t<F>&>
+    requires std::invocable<std::decay_t<F>&> && detail::not_a_coroutine<std::invoke_result_t<std::decay_t<F>&>>
   Handle call_soon_threadsafe(F&& fn) {
     auto* core = new detail::CallbackImpl<detail::CallbackCore, std::decay_t<F>>(impl_, std::forward<F>(fn));
     Handle handle(core);
@@ -131,12 +135,12 @@ class UVAIO_API Loop {
   // are rounded up and checked against the steady clock), on a later iteration
   // even for a zero or negative delay; equal deadlines run in scheduling order.
   template <class F>
-    requires std::invocable<std::decay_t<F>&>
+    requires std::invocable<std::decay_t<F>&> && detail::not_a_coroutine<std::invoke_result_t<std::decay_t<F>&>>
   TimerHandle call_later(Duration delay, F&& fn) {
     return call_at(detail::deadline_after(delay), std::forward<F>(fn));
   }
   template <class F>
-    requires std::invocable<std::decay_t<F>&>
+    requires std::invocable<std::decay_t<F>&> && detail::not_a_coroutine<std::invoke_result_t<std::decay_t<F>&>>
   TimerHandle call_at(TimePoint when, F&& fn) {
     detail::check_usable(impl_, "call_at");
     auto* core = new detail::CallbackImpl<detail::TimerCore, std::decay_t<F>>(impl_, std::forward<F>(fn));
@@ -148,14 +152,18 @@ class UVAIO_API Loop {
   // The loop's clock: std::chrono::steady_clock, read fresh at every call.
   TimePoint time() const noexcept { return Clock::now(); }
 
+  // `where` (the caller's position by default) is what debug-mode reports
+  // about the task or future name as its origin.
   template <class T>
-  Task<T> create_task(Async<T> coro, std::string name = {}) {
-    return detail::make_task(*impl_, std::move(coro), std::move(name));
+  Task<T> create_task(Async<T> coro, std::string name = {}, SourceLocation where = SourceLocation::current()) {
+    return detail::make_task(*impl_, std::move(coro), std::move(name), where);
   }
   template <class T = void>
-  Future<T> create_future() {
+  Future<T> create_future(SourceLocation where = SourceLocation::current()) {
     detail::check_usable(impl_, "create_future");
-    return Future<T>(detail::adopt, new detail::FutureState<T>(impl_));
+    Future<T> future(detail::adopt, new detail::FutureState<T>(impl_));
+    detail::remember_creation(*impl_, *future.state(), where);
+    return future;
   }
 
   // Runs fn(args...) on `executor` (null: the default executor, libuv's
@@ -166,6 +174,7 @@ class UVAIO_API Loop {
   // RuntimeError("Executor shutdown has been called") for the default executor
   // after shutdown_default_executor().
   template <class F, class... Args>
+    requires detail::not_a_coroutine<detail::work_result_t<std::decay_t<F>, std::decay_t<Args>...>>
   [[nodiscard]] Future<detail::work_result_t<std::decay_t<F>, std::decay_t<Args>...>> run_in_executor(
       Executor* executor, F&& fn, Args&&... args) {
     using R = detail::work_result_t<std::decay_t<F>, std::decay_t<Args>...>;

@@ -113,7 +113,7 @@ Task<T>::operator TaskRef() const noexcept {
 
 namespace detail {
 template <class T>
-Task<T> make_task(LoopImpl& loop, Async<T> coro, std::string name) {
+Task<T> make_task(LoopImpl& loop, Async<T> coro, std::string name, SourceLocation where) {
   check_usable(&loop, "create_task");
   if (!coro.valid()) {
     throw RuntimeError("create_task() needs a coroutine: this Async is empty (moved from?)");
@@ -121,18 +121,20 @@ Task<T> make_task(LoopImpl& loop, Async<T> coro, std::string name) {
   if (name.empty()) name = next_task_name();
   auto* state = new TaskState<T>(&loop, coro.release(), std::move(name));
   Task<T> task(adopt, state);
+  remember_creation(loop, *state, where);
   start_task(loop, *state);
   return task;
 }
 }  // namespace detail
 
 // Schedules `coro` on the running loop (RuntimeError "no running event loop"
-// outside one). Unnamed tasks are called "Task-N".
+// outside one). Unnamed tasks are called "Task-N". `where` (the caller's
+// position by default) is what debug-mode reports name as its origin.
 template <class T>
-Task<T> create_task(Async<T> coro, std::string name = {}) {
+Task<T> create_task(Async<T> coro, std::string name = {}, SourceLocation where = SourceLocation::current()) {
   detail::LoopImpl* loop = detail::running_loop_impl();
   if (loop == nullptr) throw RuntimeError("no running event loop");
-  return detail::make_task(*loop, std::move(coro), std::move(name));
+  return detail::make_task(*loop, std::move(coro), std::move(name), where);
 }
 
 // The task whose step is running on this thread; empty outside any task.

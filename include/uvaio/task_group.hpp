@@ -40,9 +40,9 @@ class UVAIO_API TaskGroup {
   ~TaskGroup();
 
   template <class T>
-  Task<T> create_task(Async<T> coro, std::string name = {}) {
+  Task<T> create_task(Async<T> coro, std::string name = {}, SourceLocation where = SourceLocation::current()) {
     detail::LoopImpl& loop = check_can_add();
-    Task<T> task = detail::make_task(loop, std::move(coro), std::move(name));
+    Task<T> task = detail::make_task(loop, std::move(coro), std::move(name), where);
     adopt(*task.state());
     return task;
   }

@@ -15,6 +15,7 @@
 #include "uvaio/queue.hpp"
 #include "uvaio/runner.hpp"
 #include "uvaio/sleep.hpp"
+#include "uvaio/source_location.hpp"
 #include "uvaio/sync.hpp"
 #include "uvaio/task.hpp"
 #include "uvaio/task_group.hpp"

@@ -15,6 +15,7 @@
 
 #include "uvaio/errors.hpp"
 #include "uvaio/export.hpp"
+#include "uvaio/source_location.hpp"
 
 namespace uvaio {
 
@@ -269,6 +270,9 @@ UVAIO_API void add_timer(LoopImpl& loop, TimerNode& node, TimePoint deadline) no
 UVAIO_API void remove_timer(LoopImpl& loop, TimerNode& node) noexcept;
 // A registered task starts: the loop takes its reference and schedules step one.
 UVAIO_API void start_task(LoopImpl& loop, TaskCore& task) noexcept;
+// In debug mode the loop remembers where `future` was created, for its reports;
+// otherwise (and if remembering cannot allocate) nothing happens.
+UVAIO_API void remember_creation(LoopImpl& loop, const FutureCore& future, SourceLocation where) noexcept;
 // An exception escaped a callback: hand it to the loop's exception handler.
 UVAIO_API void report_callback_exception(LoopImpl* loop, std::exception_ptr error,
                                          const std::string& what) noexcept;
