@@ -1059,6 +1059,31 @@ struct TimerCall {
   void operator()() { ++*runs; }
 };
 
+// A call for the ThreadPoolExecutor that outlives the loops: the pool may
+// still hold it (queued, cancelled) after its loop is gone, so it has counters
+// of its own, checked once the pool has shut down.
+struct PoolCall {
+  static inline std::atomic<long> constructed{0};
+  static inline std::atomic<long> destroyed{0};
+
+  std::uint64_t index;
+  std::uint32_t spin_ns;
+
+  PoolCall(std::uint64_t i, std::uint32_t spin) : index(i), spin_ns(spin) { ++constructed; }
+  PoolCall(const PoolCall& other) : index(other.index), spin_ns(other.spin_ns) { ++constructed; }
+  PoolCall(PoolCall&& other) noexcept : index(other.index), spin_ns(other.spin_ns) { ++constructed; }
+  PoolCall& operator=(const PoolCall&) = delete;
+  PoolCall& operator=(PoolCall&&) = delete;
+  ~PoolCall() { ++destroyed; }
+
+  std::uint64_t operator()(std::stop_token stop) const {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(spin_ns);
+    while (!stop.stop_requested() && std::chrono::steady_clock::now() < until) {
+    }
+    return expected_value(index);
+  }
+};
+
 uvaio::Async<std::uint64_t> await_job(Job job) {
   uvaio::Future<Payload> future = uvaio::to_thread(std::move(job));
   Payload payload = co_await std::move(future);
@@ -1075,6 +1100,8 @@ uvaio::Async<int> sleeper(uvaio::Duration delay, int value) {
 struct Round {
   std::vector<uvaio::Future<Payload>> futures;  // to_thread futures nobody awaits
   std::vector<std::uint64_t> future_index;
+  std::vector<uvaio::Future<std::uint64_t>> pool_futures;  // run_in_executor on the shared pool
+  std::vector<std::uint64_t> pool_index;
   std::vector<uvaio::Task<std::uint64_t>> callers;  // tasks awaiting to_thread
   std::vector<std::uint64_t> caller_index;
   std::vector<uvaio::Task<int>> sleepers;
@@ -1084,8 +1111,15 @@ struct Round {
   int forever_timer_runs = 0;
 };
 
-uvaio::Async<void> start_round(Round* round, std::mt19937_64* rng, std::uint64_t* next_job) {
+uvaio::Async<void> start_round(Round* round, std::mt19937_64* rng, std::uint64_t* next_job,
+                               uvaio::ThreadPoolExecutor* pool) {
   uvaio::Loop& loop = uvaio::get_running_loop();
+  for (int k = 0; k < 2; ++k) {
+    const std::uint64_t index = (*next_job)++;
+    const auto spin = chance(*rng, 0.5) ? static_cast<std::uint32_t>(below(*rng, 30'000) + 1) : 0u;
+    round->pool_futures.push_back(loop.run_in_executor(pool, PoolCall(index, spin)));
+    round->pool_index.push_back(index);
+  }
   for (int k = 0; k < 3; ++k) {
     const std::uint64_t index = (*next_job)++;
     const auto spin = chance(*rng, 0.5) ? static_cast<std::uint32_t>(below(*rng, 30'000) + 1) : 0u;
@@ -1134,6 +1168,10 @@ void check_round(const Round& round, std::size_t round_number, Failures* failure
     const std::string end = end_of(round.futures[k], expected_value(round.future_index[k]));
     if (!end.empty()) failures->add(where + "a to_thread future " + end);
   }
+  for (std::size_t k = 0; k < round.pool_futures.size(); ++k) {
+    const std::string end = end_of(round.pool_futures[k], expected_value(round.pool_index[k]));
+    if (!end.empty()) failures->add(where + "a run_in_executor future on the shared pool " + end);
+  }
   for (std::size_t k = 0; k < round.callers.size(); ++k) {
     const std::string end = end_of(round.callers[k], expected_value(round.caller_index[k]));
     if (!end.empty()) failures->add(where + "a task awaiting to_thread " + end);
@@ -1155,6 +1193,8 @@ void check_round(const Round& round, std::size_t round_number, Failures* failure
 TEST_CASE("loops created and destroyed with work in flight end every future cancelled or with its value") {
   reset_instance_counters();
   Posted::reset();
+  PoolCall::constructed = 0;
+  PoolCall::destroyed = 0;
   const std::size_t rounds = scaled(10'000, 200);
   const std::size_t posts_per_round = 3;
   MESSAGE(scale_line());
@@ -1168,6 +1208,7 @@ TEST_CASE("loops created and destroyed with work in flight end every future canc
   long unbalanced_rounds = 0;
   long accepted = 0;
   long refused = 0;
+  uvaio::ThreadPoolExecutor pool({.max_workers = 2, .name = "stress-rounds"});
   {
     RoundPoster poster(posts_per_round, case_seed(40), &failures);
     for (std::size_t r = 0; r < rounds; ++r) {
@@ -1185,7 +1226,7 @@ TEST_CASE("loops created and destroyed with work in flight end every future canc
           }
         });
         poster.begin(&loop);
-        loop.run_until_complete(start_round(&round, &rng, &next_job));
+        loop.run_until_complete(start_round(&round, &rng, &next_job, &pool));
         for (const auto& task : round.callers) expected_reports += task.done() ? 0 : 1;
         for (const auto& task : round.sleepers) expected_reports += task.done() ? 0 : 1;
         if (chance(rng, 0.5)) {
@@ -1208,6 +1249,7 @@ TEST_CASE("loops created and destroyed with work in flight end every future canc
       check_round(round, r, &failures);
       for (const auto& future : round.futures) (future.cancelled() ? cancelled : values) += 1;
       for (const auto& task : round.callers) (task.cancelled() ? cancelled : values) += 1;
+      for (const auto& future : round.pool_futures) (future.cancelled() ? cancelled : values) += 1;
       round = Round();
       // Everything the round made is gone now, including what worker threads held.
       if (Job::constructed.load() != Job::destroyed.load() || Payload::constructed.load() != Payload::destroyed.load() ||
@@ -1226,8 +1268,9 @@ TEST_CASE("loops created and destroyed with work in flight end every future canc
     accepted = poster.accepted.load();
     refused = poster.refused.load();
   }  // the poster thread ends here
+  pool.shutdown(true);  // lets go of the calls it still held for loops long gone
   MESSAGE(rounds << " loops (" << closed_explicitly << " closed by close() during posts, the rest by ~Loop): "
-                 << next_job << " to_thread calls (" << values << " values, " << cancelled << " cancelled), "
+                 << next_job << " to_thread and pool calls (" << values << " values, " << cancelled << " cancelled), "
                  << destroyed_pending << " tasks destroyed pending, " << accepted << " posts accepted (" << Posted::ran.load()
                  << " ran, the rest dropped by close), " << refused << " refused after close");
   CHECK_MESSAGE(failures.count() == 0, failures.summary());
@@ -1241,6 +1284,8 @@ TEST_CASE("loops created and destroyed with work in flight end every future canc
   CHECK(Posted::ran.load() == Posted::ended_ran.load());
   CHECK(Posted::ran.load() > 0);
   CHECK(Posted::constructed.load() == Posted::destroyed.load());
+  CHECK(PoolCall::constructed.load() > 0);
+  CHECK(PoolCall::constructed.load() == PoolCall::destroyed.load());
 }
 
 // --- 5. two loops sharing one ThreadPoolExecutor -------------------------------------------------
