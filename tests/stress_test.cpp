@@ -25,6 +25,7 @@
 #include <latch>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <stop_token>
@@ -100,8 +101,8 @@ std::uint64_t case_seed(std::uint64_t salt) {
 }
 
 std::string scale_line() {
-  return "seed " + std::to_string(stress_seed()) + " (UVAIO_STRESS_SEED), scale " + std::to_string(stress_scale()) +
-         " (UVAIO_STRESS_SCALE)";
+  return "seed " + std::to_string(stress_seed()) + " (UVAIO_STRESS_SEED), scale " +
+         std::to_string(stress_scale()) + " (UVAIO_STRESS_SCALE)";
 }
 
 // What went wrong, from any thread: the count and the first few descriptions.
@@ -136,7 +137,9 @@ std::size_t below(std::mt19937_64& rng, std::size_t bound) {
 
 // --- instrumented callable and result --------------------------------------------------------
 
-std::uint64_t expected_value(std::uint64_t index) { return index * 2654435761u + 17; }
+std::uint64_t expected_value(std::uint64_t index) {
+  return index * 2654435761u + 17;
+}
 
 // The result of a Job: counts every instance (constructed by any constructor,
 // destroyed), so that a result dropped or leaked on some path shows.
@@ -171,7 +174,8 @@ struct JobBoard {
   std::size_t size;
   std::atomic<std::uint64_t> last_started{0};   // index + 1 of the job that started last
   std::atomic<std::uint64_t> last_finished{0};  // index + 1 of the job that finished last
-  std::atomic<std::uint64_t> stopped_early{0};  // jobs whose stop token was signalled while they spun
+  std::atomic<std::uint64_t> stopped_early{
+      0};  // jobs whose stop token was signalled while they spun
 };
 
 // The callable handed to to_thread / run_in_executor: counts its instances,
@@ -190,9 +194,15 @@ struct Job {
   std::uint32_t spin_ns = 0;
   JobBoard* board = nullptr;
 
-  Job(std::uint64_t i, std::uint32_t spin, JobBoard* b) : index(i), spin_ns(spin), board(b) { ++constructed; }
-  Job(const Job& other) : index(other.index), spin_ns(other.spin_ns), board(other.board) { ++constructed; }
-  Job(Job&& other) noexcept : index(other.index), spin_ns(other.spin_ns), board(other.board) { ++constructed; }
+  Job(std::uint64_t i, std::uint32_t spin, JobBoard* b) : index(i), spin_ns(spin), board(b) {
+    ++constructed;
+  }
+  Job(const Job& other) : index(other.index), spin_ns(other.spin_ns), board(other.board) {
+    ++constructed;
+  }
+  Job(Job&& other) noexcept : index(other.index), spin_ns(other.spin_ns), board(other.board) {
+    ++constructed;
+  }
   Job& operator=(const Job&) = default;
   Job& operator=(Job&&) noexcept = default;
   ~Job() { ++destroyed; }
@@ -234,11 +244,12 @@ enum class CallKind : std::uint8_t {
 
 struct CallsConfig {
   std::size_t count = 0;
-  std::size_t window = 0;  // tasks in flight at most
+  std::size_t window = 0;               // tasks in flight at most
   uvaio::Executor* executor = nullptr;  // null: uvaio::to_thread (the default executor)
   double p_cancel_at_start = 0;
   double p_cancel_on_done = 0;
-  double p_random_cancel = 0;  // after each launch: cancel one task in flight, chosen one of three ways
+  double p_random_cancel =
+      0;  // after each launch: cancel one task in flight, chosen one of three ways
   double p_spin = 0;
   std::uint32_t max_spin_ns = 0;
 };
@@ -247,7 +258,12 @@ struct CallsConfig {
 // `board` (workers) and `failures` (thread-safe).
 struct CallsRun {
   CallsRun(const CallsConfig& c, std::uint64_t seed)
-      : config(c), rng(seed), kinds(c.count), finished(c.count, 0), board(c.count), slots(c.window),
+      : config(c),
+        rng(seed),
+        kinds(c.count),
+        finished(c.count, 0),
+        board(c.count),
+        slots(c.window),
         slot_index(c.window, 0) {
     for (auto& kind : kinds) {
       if (chance(rng, config.p_cancel_at_start)) {
@@ -267,9 +283,9 @@ struct CallsRun {
   std::vector<std::uint8_t> finished;  // per index: how many times its outcome was recorded
   JobBoard board;
   std::vector<uvaio::Task<std::uint64_t>> slots;  // the tasks in flight
-  std::vector<std::uint64_t> slot_index;           // which call each slot holds
+  std::vector<std::uint64_t> slot_index;          // which call each slot holds
   std::vector<std::size_t> free_slots;
-  std::vector<std::size_t> slot_of;                // per index: its slot while in flight (sized lazily)
+  std::vector<std::size_t> slot_of;  // per index: its slot while in flight (sized lazily)
   std::thread::id loop_thread;
   std::size_t values = 0;
   std::size_t cancelled = 0;
@@ -278,24 +294,28 @@ struct CallsRun {
   Failures failures;
 
   void record(std::uint64_t index, const uvaio::Task<std::uint64_t>& task) {
-    if (std::this_thread::get_id() != loop_thread) failures.add("done callback of call " + std::to_string(index) + " not on its loop thread");
+    if (std::this_thread::get_id() != loop_thread)
+      failures.add("done callback of call " + std::to_string(index) + " not on its loop thread");
     if (finished[index]++ != 0) {
       failures.add("call " + std::to_string(index) + " finished more than once");
       return;
     }
     const CallKind kind = kinds[index];
     if (!task.done()) {
-      failures.add("done callback of call " + std::to_string(index) + " ran while its task is pending");
+      failures.add("done callback of call " + std::to_string(index) +
+                   " ran while its task is pending");
       return;
     }
     if (task.cancelled()) {
       ++cancelled;
       const std::string message = cancelled_message([&] { (void)task.result(); });
       // A task cancelled twice before it resumes gets the last message, as in asyncio.
-      const bool expected = kind == CallKind::cancel_at_start  ? message == "before start" || message == "random"
-                            : kind == CallKind::cancel_on_done ? message == "after completion" || message == "random"
-                                                                : message == "random";
-      if (!expected) failures.add("call " + std::to_string(index) + " cancelled with message '" + message + "'");
+      const bool expected =
+          kind == CallKind::cancel_at_start  ? message == "before start" || message == "random"
+          : kind == CallKind::cancel_on_done ? message == "after completion" || message == "random"
+                                             : message == "random";
+      if (!expected)
+        failures.add("call " + std::to_string(index) + " cancelled with message '" + message + "'");
       return;
     }
     if (const std::exception_ptr error = task.exception()) {
@@ -347,10 +367,15 @@ struct CallsRun {
   void check_end() {
     for (std::size_t i = 0; i < config.count; ++i) {
       const unsigned runs = board.runs[i].load(std::memory_order_relaxed);
-      if (finished[i] != 1) failures.add("call " + std::to_string(i) + " finished " + std::to_string(finished[i]) + " times");
-      if (runs > 1) failures.add("the job of call " + std::to_string(i) + " ran " + std::to_string(runs) + " times");
+      if (finished[i] != 1)
+        failures.add("call " + std::to_string(i) + " finished " + std::to_string(finished[i]) +
+                     " times");
+      if (runs > 1)
+        failures.add("the job of call " + std::to_string(i) + " ran " + std::to_string(runs) +
+                     " times");
       if (kinds[i] == CallKind::cancel_at_start && runs != 0) {
-        failures.add("the job of call " + std::to_string(i) + ", cancelled before its task started, ran");
+        failures.add("the job of call " + std::to_string(i) +
+                     ", cancelled before its task started, ran");
       }
     }
   }
@@ -371,7 +396,8 @@ uvaio::Async<std::uint64_t> await_call(CallsRun* run, Job job, bool cancel_on_do
     future.add_done_callback(cancel_self);
   }
   Payload payload = co_await std::move(future);
-  if (std::this_thread::get_id() != run->loop_thread) run->failures.add("a task resumed off its loop thread");
+  if (std::this_thread::get_id() != run->loop_thread)
+    run->failures.add("a task resumed off its loop thread");
   if (payload.worker == run->loop_thread) run->failures.add("a job ran on the loop thread");
   co_return payload.value;
 }
@@ -388,8 +414,8 @@ uvaio::Async<void> drive_calls(CallsRun* run) {
     if (chance(run->rng, run->config.p_spin)) {
       spin = static_cast<std::uint32_t>(below(run->rng, run->config.max_spin_ns) + 1);
     }
-    uvaio::Task<std::uint64_t> task =
-        loop.create_task(await_call(run, Job(i, spin, &run->board), kind == CallKind::cancel_on_done));
+    uvaio::Task<std::uint64_t> task = loop.create_task(
+        await_call(run, Job(i, spin, &run->board), kind == CallKind::cancel_on_done));
     const std::size_t slot = run->free_slots.back();
     run->free_slots.pop_back();
     run->slots[slot] = task;
@@ -415,19 +441,22 @@ std::string describe(const CallsRun& run) {
     if (kind == CallKind::cancel_at_start) ++at_start;
     if (kind == CallKind::cancel_on_done) ++on_done;
   }
-  return std::to_string(run.config.count) + " calls, window " + std::to_string(run.config.window) + ": " +
-         std::to_string(run.values) + " values, " + std::to_string(run.cancelled) + " cancelled (requests: " +
-         std::to_string(at_start) + " before the task started, " + std::to_string(on_done) +
-         " once the work completed, " + std::to_string(run.random_cancels) + " at random; outcomes: " +
-         std::to_string(run.cancelled_after_running) + " cancelled after their job ran, " +
-         std::to_string(run.board.stopped_early.load()) + " jobs stopped by their token while running)";
+  return std::to_string(run.config.count) + " calls, window " + std::to_string(run.config.window) +
+         ": " + std::to_string(run.values) + " values, " + std::to_string(run.cancelled) +
+         " cancelled (requests: " + std::to_string(at_start) + " before the task started, " +
+         std::to_string(on_done) + " once the work completed, " +
+         std::to_string(run.random_cancels) +
+         " at random; outcomes: " + std::to_string(run.cancelled_after_running) +
+         " cancelled after their job ran, " + std::to_string(run.board.stopped_early.load()) +
+         " jobs stopped by their token while running)";
 }
 
 void count_cancelled_after_running(CallsRun& run) {
   // Both ran and cancelled: the task's outcome was recorded as cancelled but
   // the job ran. finished[] says each was recorded once; values did run.
   std::size_t ran = 0;
-  for (std::size_t i = 0; i < run.config.count; ++i) ran += run.board.runs[i].load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < run.config.count; ++i)
+    ran += run.board.runs[i].load(std::memory_order_relaxed);
   run.cancelled_after_running = ran >= run.values ? ran - run.values : 0;
 }
 
@@ -435,7 +464,9 @@ void count_cancelled_after_running(CallsRun& run) {
 
 // --- 1. to_thread with random cancellation ------------------------------------------------------
 
-TEST_CASE("to_thread calls cancelled at random moments each finish once with their value or CancelledError") {
+TEST_CASE(
+    "to_thread calls cancelled at random moments each finish once with their value or "
+    "CancelledError") {
   reset_instance_counters();
   CallsConfig config;
   config.count = scaled(1'000'000, 2'000);
@@ -468,7 +499,8 @@ TEST_CASE("to_thread calls cancelled at random moments each finish once with the
 namespace {
 
 struct PostRun {
-  PostRun(std::size_t producer_count, std::size_t per) : producers(producer_count), per_producer(per) {
+  PostRun(std::size_t producer_count, std::size_t per)
+      : producers(producer_count), per_producer(per) {
     for (std::size_t p = 0; p < producers; ++p) {
       ran.emplace_back(per, 0);
       cancel_tried.emplace_back(per, 0);
@@ -487,7 +519,7 @@ struct PostRun {
   std::thread::id loop_thread;
   // Producer p only, read after it was joined.
   std::vector<std::vector<std::uint8_t>> cancel_tried;  // the producer cancelled this post's handle
-  std::vector<std::vector<std::uint8_t>> cancel_took;   // ... and cancelled() said it will never run
+  std::vector<std::vector<std::uint8_t>> cancel_took;  // ... and cancelled() said it will never run
   Failures failures;
 };
 
@@ -500,19 +532,26 @@ struct Post {
   std::uint32_t producer;
   std::uint64_t seq;  // run->per_producer: the producer's end marker
 
-  Post(PostRun* r, std::uint32_t p, std::uint64_t s) : run(r), producer(p), seq(s) { ++constructed; }
-  Post(const Post& other) : run(other.run), producer(other.producer), seq(other.seq) { ++constructed; }
-  Post(Post&& other) noexcept : run(other.run), producer(other.producer), seq(other.seq) { ++constructed; }
+  Post(PostRun* r, std::uint32_t p, std::uint64_t s) : run(r), producer(p), seq(s) {
+    ++constructed;
+  }
+  Post(const Post& other) : run(other.run), producer(other.producer), seq(other.seq) {
+    ++constructed;
+  }
+  Post(Post&& other) noexcept : run(other.run), producer(other.producer), seq(other.seq) {
+    ++constructed;
+  }
   Post& operator=(const Post&) = delete;
   Post& operator=(Post&&) = delete;
   ~Post() { ++destroyed; }
 
   void operator()() {
     PostRun& r = *run;
-    if (std::this_thread::get_id() != r.loop_thread) r.failures.add("a callback ran off the loop thread");
+    if (std::this_thread::get_id() != r.loop_thread)
+      r.failures.add("a callback ran off the loop thread");
     if (seq < r.next[producer]) {
-      r.failures.add("producer " + std::to_string(producer) + ": post " + std::to_string(seq) + " ran after post " +
-                     std::to_string(r.next[producer] - 1));
+      r.failures.add("producer " + std::to_string(producer) + ": post " + std::to_string(seq) +
+                     " ran after post " + std::to_string(r.next[producer] - 1));
     }
     r.next[producer] = seq + 1;
     if (seq == r.per_producer) {
@@ -528,7 +567,8 @@ struct Post {
 // among the last 16 posted, from this thread, while the loop may be running
 // it), then an end marker that is never cancelled: it arrives after every
 // earlier post of this producer if their order holds.
-void produce(uvaio::Loop* loop, PostRun* run, std::uint32_t producer, std::uint64_t seed, std::latch* start) {
+void produce(uvaio::Loop* loop, PostRun* run, std::uint32_t producer, std::uint64_t seed,
+             std::latch* start) {
   std::mt19937_64 rng(seed);
   std::vector<std::pair<std::uint64_t, uvaio::Handle>> recent;
   start->wait();
@@ -553,7 +593,8 @@ void produce(uvaio::Loop* loop, PostRun* run, std::uint32_t producer, std::uint6
     recent.clear();
     (void)loop->call_soon_threadsafe(Post(run, producer, run->per_producer));
   } catch (...) {
-    run->failures.add("producer " + std::to_string(producer) + ": " + what_of(std::current_exception()));
+    run->failures.add("producer " + std::to_string(producer) + ": " +
+                      what_of(std::current_exception()));
   }
 }
 
@@ -566,7 +607,8 @@ uvaio::Async<void> receive_posts(PostRun* run, std::latch* start) {
 
 }  // namespace
 
-TEST_CASE("call_soon_threadsafe from 8 producer threads keeps each producer's order and loses nothing") {
+TEST_CASE(
+    "call_soon_threadsafe from 8 producer threads keeps each producer's order and loses nothing") {
   Post::constructed = 0;
   Post::destroyed = 0;
   const std::size_t producers = 8;
@@ -578,7 +620,8 @@ TEST_CASE("call_soon_threadsafe from 8 producer threads keeps each producer's or
     uvaio::Loop loop;
     std::latch start(1);
     std::vector<std::thread> threads;
-    for (std::uint32_t p = 0; p < producers; ++p) threads.emplace_back(produce, &loop, &run, p, seed + p, &start);
+    for (std::uint32_t p = 0; p < producers; ++p)
+      threads.emplace_back(produce, &loop, &run, p, seed + p, &start);
     struct Join {
       std::vector<std::thread>& threads;
       std::latch& start;
@@ -593,7 +636,8 @@ TEST_CASE("call_soon_threadsafe from 8 producer threads keeps each producer's or
   std::size_t cancelled = 0;
   std::size_t cancel_too_late = 0;
   for (std::size_t p = 0; p < producers; ++p) {
-    if (run.next[p] != per_producer + 1) run.failures.add("producer " + std::to_string(p) + "'s end marker missing");
+    if (run.next[p] != per_producer + 1)
+      run.failures.add("producer " + std::to_string(p) + "'s end marker missing");
     for (std::size_t seq = 0; seq < per_producer; ++seq) {
       const unsigned ran = run.ran[p][seq];
       const bool took = run.cancel_took[p][seq] != 0;
@@ -601,13 +645,15 @@ TEST_CASE("call_soon_threadsafe from 8 producer threads keeps each producer's or
       if (run.cancel_tried[p][seq] != 0 && !took) ++cancel_too_late;
       // Cancelled (and cancelled() said so): never runs. Otherwise: runs once.
       if (ran != (took ? 0u : 1u)) {
-        run.failures.add("producer " + std::to_string(p) + ": post " + std::to_string(seq) + " ran " +
-                         std::to_string(ran) + " times" + (took ? " though cancelled" : ""));
+        run.failures.add("producer " + std::to_string(p) + ": post " + std::to_string(seq) +
+                         " ran " + std::to_string(ran) + " times" +
+                         (took ? " though cancelled" : ""));
       }
     }
   }
-  MESSAGE(producers << " producers x " << per_producer << " posts: " << run.received << " ran, " << cancelled
-                    << " cancelled in time, " << cancel_too_late << " cancelled too late (they ran)");
+  MESSAGE(producers << " producers x " << per_producer << " posts: " << run.received << " ran, "
+                    << cancelled << " cancelled in time, " << cancel_too_late
+                    << " cancelled too late (they ran)");
   CHECK_MESSAGE(run.failures.count() == 0, run.failures.summary());
   CHECK(run.ended == producers);
   CHECK(run.received + cancelled == producers * per_producer);
@@ -621,7 +667,8 @@ TEST_CASE("call_soon_threadsafe from 8 producer threads keeps each producer's or
 namespace {
 
 struct LeafFailure : std::runtime_error {
-  explicit LeafFailure(std::size_t leaf_id) : std::runtime_error("leaf " + std::to_string(leaf_id) + " failed"), id(leaf_id) {}
+  explicit LeafFailure(std::size_t leaf_id)
+      : std::runtime_error("leaf " + std::to_string(leaf_id) + " failed"), id(leaf_id) {}
   std::size_t id;
 };
 
@@ -636,8 +683,9 @@ struct TreeRun {
   double p_failing_group = 0;
   double p_contain = 0;
 
-  std::vector<std::size_t> raised;               // leaf ids, in the order they threw
-  std::vector<std::exception_ptr> surfaced;      // groups caught by a level that contains them, and the root's
+  std::vector<std::size_t> raised;  // leaf ids, in the order they threw
+  std::vector<std::exception_ptr>
+      surfaced;  // groups caught by a level that contains them, and the root's
   std::size_t leaves_created = 0;
   std::size_t leaves_ok = 0;
   std::size_t leaves_failed = 0;
@@ -650,8 +698,8 @@ struct TreeRun {
   Failures failures;
 };
 
-uvaio::Async<int> leaf(TreeRun* run, std::vector<std::size_t>* group_raised, std::size_t id, LeafKind kind,
-                       int yields) {
+uvaio::Async<int> leaf(TreeRun* run, std::vector<std::size_t>* group_raised, std::size_t id,
+                       LeafKind kind, int yields) {
   const Counted local(static_cast<int>(id));
   co_await yield_times(yields);
   if (kind == LeafKind::failing) {
@@ -663,10 +711,13 @@ uvaio::Async<int> leaf(TreeRun* run, std::vector<std::size_t>* group_raised, std
   co_return local.value % 1000;  // leaf_value(id), read from the frame
 }
 
-int leaf_value(std::size_t id) { return static_cast<int>(id % 1000); }
+int leaf_value(std::size_t id) {
+  return static_cast<int>(id % 1000);
+}
 
 // The ids of the LeafFailures in a (nested) ExceptionGroup; anything else is a failure.
-void collect_leaf_ids(TreeRun* run, const std::exception_ptr& error, std::vector<std::size_t>* ids) {
+void collect_leaf_ids(TreeRun* run, const std::exception_ptr& error,
+                      std::vector<std::size_t>* ids) {
   try {
     std::rethrow_exception(error);
   } catch (const uvaio::ExceptionGroup& group) {
@@ -688,18 +739,22 @@ struct Joined {
 
 // Checks that the members of a group thrown by join() are exactly `expected`
 // (the failed children's exceptions), in the order they failed.
-void check_members(TreeRun* run, const char* level, const Joined& joined, const std::vector<std::exception_ptr>& expected) {
+void check_members(TreeRun* run, const char* level, const Joined& joined,
+                   const std::vector<std::exception_ptr>& expected) {
   if (!joined.group) {
-    if (!expected.empty()) run->failures.add(std::string(level) + ": children failed but join threw no ExceptionGroup");
+    if (!expected.empty())
+      run->failures.add(std::string(level) + ": children failed but join threw no ExceptionGroup");
     return;
   }
   try {
     std::rethrow_exception(joined.error);
   } catch (const uvaio::ExceptionGroup& group) {
-    if (!test_support::starts_with(group.what(), "unhandled errors in a TaskGroup")) run->failures.add(std::string(level) + ": ExceptionGroup says " + group.what());
+    if (!test_support::starts_with(group.what(), "unhandled errors in a TaskGroup"))
+      run->failures.add(std::string(level) + ": ExceptionGroup says " + group.what());
     if (group.exceptions() != expected) {
-      run->failures.add(std::string(level) + ": ExceptionGroup holds " + std::to_string(group.exceptions().size()) +
-                        " member(s), not the " + std::to_string(expected.size()) + " failed children in order");
+      run->failures.add(std::string(level) + ": ExceptionGroup holds " +
+                        std::to_string(group.exceptions().size()) + " member(s), not the " +
+                        std::to_string(expected.size()) + " failed children in order");
     }
   }
 }
@@ -764,16 +819,19 @@ uvaio::Async<int> inner_task(TreeRun* run, std::size_t first_id, bool failing_gr
       ++cancelled;
       continue;
     }
-    if (kinds[i] == LeafKind::forever) run->failures.add(name + " (waiting forever) was not cancelled");
+    if (kinds[i] == LeafKind::forever)
+      run->failures.add(name + " (waiting forever) was not cancelled");
     if (const std::exception_ptr error = child.exception()) {
       ++failed;
       failed_by_leaf[i] = error;
       if (kinds[i] != LeafKind::failing) run->failures.add(name + " failed: " + what_of(error));
-      if (what_of(error) != name + " failed") run->failures.add(name + " failed with " + what_of(error));
+      if (what_of(error) != name + " failed")
+        run->failures.add(name + " failed with " + what_of(error));
       continue;
     }
     if (kinds[i] != LeafKind::quick) run->failures.add(name + " gave a value");
-    if (child.result() != leaf_value(id)) run->failures.add(name + " gave " + std::to_string(child.result()));
+    if (child.result() != leaf_value(id))
+      run->failures.add(name + " gave " + std::to_string(child.result()));
     ++ok;
   }
   run->leaves_ok += ok;
@@ -783,12 +841,15 @@ uvaio::Async<int> inner_task(TreeRun* run, std::size_t first_id, bool failing_gr
   // The group's members: exactly the failed leaves, in the order they raised.
   std::vector<std::exception_ptr> expected;
   for (const std::size_t id : group_raised) expected.push_back(failed_by_leaf[id - first_id]);
-  if (group_raised.size() != failed) run->failures.add("inner group: raised and failed leaves differ");
+  if (group_raised.size() != failed)
+    run->failures.add("inner group: raised and failed leaves differ");
   check_members(run, "inner group", joined, expected);
   if (!joined.group && !joined.cancelled && cancelled != 0) {
-    run->failures.add("inner group: join returned normally but " + std::to_string(cancelled) + " leaves were cancelled");
+    run->failures.add("inner group: join returned normally but " + std::to_string(cancelled) +
+                      " leaves were cancelled");
   }
-  if (joined.cancelled && failed != 0) run->failures.add("inner group: join threw CancelledError though leaves failed");
+  if (joined.cancelled && failed != 0)
+    run->failures.add("inner group: join threw CancelledError though leaves failed");
 
   if (joined.group) {
     ++run->inner_groups_failed;
@@ -803,7 +864,8 @@ uvaio::Async<int> inner_task(TreeRun* run, std::size_t first_id, bool failing_gr
 }
 
 // A group of inner groups; contains or propagates its ExceptionGroup like them.
-uvaio::Async<int> mid_task(TreeRun* run, std::size_t mid_index, bool contain, std::vector<std::size_t>* root_failed) {
+uvaio::Async<int> mid_task(TreeRun* run, std::size_t mid_index, bool contain,
+                           std::vector<std::size_t>* root_failed) {
   std::vector<std::size_t> failed_order;
   uvaio::TaskGroup group;
   std::vector<uvaio::Task<int>> children;
@@ -811,7 +873,8 @@ uvaio::Async<int> mid_task(TreeRun* run, std::size_t mid_index, bool contain, st
     const bool failing = chance(run->rng, run->p_failing_group);
     const bool contain_inner = chance(run->rng, run->p_contain);
     const std::size_t first_id = (mid_index * run->inners_per_mid + k) * run->leaves_per_inner;
-    children.push_back(group.create_task(inner_task(run, first_id, failing, contain_inner, &failed_order, k)));
+    children.push_back(
+        group.create_task(inner_task(run, first_id, failing, contain_inner, &failed_order, k)));
   }
 
   Joined joined;
@@ -840,7 +903,8 @@ uvaio::Async<int> mid_task(TreeRun* run, std::size_t mid_index, bool contain, st
   }
   std::vector<std::exception_ptr> expected;
   for (const std::size_t k : failed_order) expected.push_back(children[k].exception());
-  if (failed != failed_order.size()) run->failures.add("mid group: failed inner tasks and rethrown groups differ");
+  if (failed != failed_order.size())
+    run->failures.add("mid group: failed inner tasks and rethrown groups differ");
   check_members(run, "mid group", joined, expected);
 
   if (joined.group) {
@@ -860,7 +924,8 @@ uvaio::Async<void> root_task(TreeRun* run) {
   uvaio::TaskGroup group;
   std::vector<uvaio::Task<int>> children;
   for (std::size_t m = 0; m < run->mids; ++m) {
-    children.push_back(group.create_task(mid_task(run, m, chance(run->rng, run->p_contain), &failed_order)));
+    children.push_back(
+        group.create_task(mid_task(run, m, chance(run->rng, run->p_contain), &failed_order)));
   }
   Joined joined;
   try {
@@ -880,7 +945,9 @@ uvaio::Async<void> root_task(TreeRun* run) {
 
 }  // namespace
 
-TEST_CASE("nested TaskGroups with random failures surface exactly the failures raised and cancel the siblings") {
+TEST_CASE(
+    "nested TaskGroups with random failures surface exactly the failures raised and cancel the "
+    "siblings") {
   Counted::reset();
   TreeRun run(case_seed(3));
   run.mids = 10;
@@ -899,11 +966,13 @@ TEST_CASE("nested TaskGroups with random failures surface exactly the failures r
   std::sort(surfaced_ids.begin(), surfaced_ids.end());
   const bool raised_unique = std::adjacent_find(raised.begin(), raised.end()) == raised.end();
 
-  MESSAGE(total << " leaf tasks in " << run.mids * run.inners_per_mid << " inner groups (" << run.failing_groups
-                << " with failing leaves) under " << run.mids << " mid groups: " << run.leaves_ok << " values, "
-                << run.leaves_failed << " failed, " << run.leaves_cancelled << " cancelled (" << run.forever_leaves
-                << " waiting forever); groups failed: " << run.inner_groups_failed << " inner, " << run.mid_groups_failed
-                << " mid, root " << std::string(run.root_failed ? "yes" : "no"));
+  MESSAGE(total << " leaf tasks in " << run.mids * run.inners_per_mid << " inner groups ("
+                << run.failing_groups << " with failing leaves) under " << run.mids
+                << " mid groups: " << run.leaves_ok << " values, " << run.leaves_failed
+                << " failed, " << run.leaves_cancelled << " cancelled (" << run.forever_leaves
+                << " waiting forever); groups failed: " << run.inner_groups_failed << " inner, "
+                << run.mid_groups_failed << " mid, root "
+                << std::string(run.root_failed ? "yes" : "no"));
   CHECK_MESSAGE(run.failures.count() == 0, run.failures.summary());
   CHECK(run.leaves_created == total);
   CHECK(run.leaves_ok + run.leaves_failed + run.leaves_cancelled == total);
@@ -930,9 +999,7 @@ struct Posted {
   static inline std::atomic<long> ran{0};
   static inline std::atomic<long> ended_ran{0};
   static inline std::atomic<long> ended_unrun{0};
-  static void reset() {
-    constructed = destroyed = ran = ended_ran = ended_unrun = 0;
-  }
+  static void reset() { constructed = destroyed = ran = ended_ran = ended_unrun = 0; }
 
   std::thread::id loop_thread;
   Failures* failures;
@@ -941,7 +1008,9 @@ struct Posted {
 
   Posted(std::thread::id t, Failures* f) : loop_thread(t), failures(f) { ++constructed; }
   Posted(Posted&& other) noexcept
-      : loop_thread(other.loop_thread), failures(other.failures), live(std::exchange(other.live, false)),
+      : loop_thread(other.loop_thread),
+        failures(other.failures),
+        live(std::exchange(other.live, false)),
         did_run(other.did_run) {
     ++constructed;
   }
@@ -957,7 +1026,8 @@ struct Posted {
     if (did_run) failures->add("a posted callback ran twice");
     did_run = true;
     ++ran;
-    if (std::this_thread::get_id() != loop_thread) failures->add("a posted callback ran off the loop thread");
+    if (std::this_thread::get_id() != loop_thread)
+      failures->add("a posted callback ran off the loop thread");
   }
 };
 
@@ -1027,8 +1097,10 @@ class RoundPoster {
           ++accepted;
         } catch (const uvaio::RuntimeError& e) {
           ++refused;
-          if (!was_closing && !closing_.load()) failures_->add("call_soon_threadsafe refused before close()");
-          if (std::string(e.what()) != "Event loop is closed") failures_->add(std::string("refused with: ") + e.what());
+          if (!was_closing && !closing_.load())
+            failures_->add("call_soon_threadsafe refused before close()");
+          if (std::string(e.what()) != "Event loop is closed")
+            failures_->add(std::string("refused with: ") + e.what());
         } catch (...) {
           failures_->add("call_soon_threadsafe threw " + what_of(std::current_exception()));
         }
@@ -1074,7 +1146,9 @@ struct PoolCall {
 
   PoolCall(std::uint64_t i, std::uint32_t spin) : index(i), spin_ns(spin) { ++constructed; }
   PoolCall(const PoolCall& other) : index(other.index), spin_ns(other.spin_ns) { ++constructed; }
-  PoolCall(PoolCall&& other) noexcept : index(other.index), spin_ns(other.spin_ns) { ++constructed; }
+  PoolCall(PoolCall&& other) noexcept : index(other.index), spin_ns(other.spin_ns) {
+    ++constructed;
+  }
   PoolCall& operator=(const PoolCall&) = delete;
   PoolCall& operator=(PoolCall&&) = delete;
   ~PoolCall() { ++destroyed; }
@@ -1137,15 +1211,19 @@ uvaio::Async<void> start_round(Round* round, std::mt19937_64* rng, std::uint64_t
   }
   for (int k = 0; k < 2; ++k) {
     const bool forever = chance(*rng, 0.5);
-    const uvaio::Duration delay = forever ? uvaio::Duration(1h) : uvaio::Duration(std::chrono::microseconds(below(*rng, 2'000)));
+    const uvaio::Duration delay =
+        forever ? uvaio::Duration(1h)
+                : uvaio::Duration(std::chrono::microseconds(below(*rng, 2'000)));
     round->sleepers.push_back(loop.create_task(sleeper(delay, k + 1)));
     round->sleeper_forever.push_back(forever);
   }
   for (int k = 0; k < 3; ++k) {
     const bool forever = k == 2;
-    const uvaio::Duration delay = forever ? uvaio::Duration(1h) : uvaio::Duration(std::chrono::microseconds(below(*rng, 1'500)));
-    round->timers.push_back(
-        loop.call_later(delay, TimerCall{Counted(k), forever ? &round->forever_timer_runs : &round->timer_runs}));
+    const uvaio::Duration delay =
+        forever ? uvaio::Duration(1h)
+                : uvaio::Duration(std::chrono::microseconds(below(*rng, 1'500)));
+    round->timers.push_back(loop.call_later(
+        delay, TimerCall{Counted(k), forever ? &round->forever_timer_runs : &round->timer_runs}));
   }
   co_await yield_times(static_cast<int>(below(*rng, 4)));
   if (chance(*rng, 0.25)) {
@@ -1193,7 +1271,9 @@ void check_round(const Round& round, std::size_t round_number, Failures* failure
 
 }  // namespace
 
-TEST_CASE("loops created and destroyed with work in flight end every future cancelled or with its value") {
+TEST_CASE(
+    "loops created and destroyed with work in flight end every future cancelled or with its "
+    "value") {
   reset_instance_counters();
   Posted::reset();
   PoolCall::constructed = 0;
@@ -1206,6 +1286,7 @@ TEST_CASE("loops created and destroyed with work in flight end every future canc
   std::uint64_t next_job = 0;
   std::size_t destroyed_pending = 0;
   std::size_t closed_explicitly = 0;
+  std::size_t closed_by_runner = 0;
   std::size_t values = 0;
   std::size_t cancelled = 0;
   long unbalanced_rounds = 0;
@@ -1218,21 +1299,51 @@ TEST_CASE("loops created and destroyed with work in flight end every future canc
       Round round;
       std::size_t expected_reports = 0;
       std::size_t reports = 0;
+      const std::size_t mode = below(rng, 3);
       {
-        uvaio::Loop loop;
+        // Closed by close() during posts, by ~Loop, or by Runner::close().
+        std::optional<uvaio::Loop> own_loop;
+        std::optional<uvaio::Runner> runner;
+        if (mode == 2) {
+          runner.emplace();
+        } else {
+          own_loop.emplace();
+        }
+        uvaio::Loop& loop = runner ? runner->get_loop() : *own_loop;
         loop.set_exception_handler([&](uvaio::Loop&, const uvaio::ExceptionContext& context) {
           if (context.message == "Task was destroyed but it is pending!") {
             ++reports;
           } else {
-            failures.add("round " + std::to_string(r) + ": unexpected report: " + context.message + " " +
-                         what_of(context.exception));
+            failures.add("round " + std::to_string(r) + ": unexpected report: " + context.message +
+                         " " + what_of(context.exception));
           }
         });
         poster.begin(&loop);
-        loop.run_until_complete(start_round(&round, &rng, &next_job, &pool));
-        for (const auto& task : round.callers) expected_reports += task.done() ? 0 : 1;
-        for (const auto& task : round.sleepers) expected_reports += task.done() ? 0 : 1;
-        if (chance(rng, 0.5)) {
+        if (runner) {
+          runner->run(start_round(&round, &rng, &next_job, &pool));
+        } else {
+          loop.run_until_complete(start_round(&round, &rng, &next_job, &pool));
+        }
+        if (mode != 2) {
+          for (const auto& task : round.callers) expected_reports += task.done() ? 0 : 1;
+          for (const auto& task : round.sleepers) expected_reports += task.done() ? 0 : 1;
+        }
+        if (mode == 2) {
+          // asyncio.Runner's close: the pending tasks are cancelled and unwind
+          // (none is destroyed pending), the default executor's work is waited
+          // for, then the loop closes -- while the poster may be posting.
+          poster.closing();
+          runner->close();
+          poster.finish();
+          ++closed_by_runner;
+          // Nobody cancelled the to_thread futures that no task awaits, and
+          // closing waited for the default executor: they all have values.
+          for (const auto& future : round.futures) {
+            if (future.cancelled())
+              failures.add("round " + std::to_string(r) +
+                           ": Runner::close() cancelled a to_thread future");
+          }
+        } else if (mode == 0) {
           // close() while the poster may be posting; ~Loop then has nothing to do.
           poster.closing();
           loop.close();
@@ -1245,8 +1356,9 @@ TEST_CASE("loops created and destroyed with work in flight end every future canc
         }
       }
       if (reports != expected_reports) {
-        failures.add("round " + std::to_string(r) + ": " + std::to_string(reports) + " tasks reported destroyed, " +
-                     std::to_string(expected_reports) + " were pending");
+        failures.add("round " + std::to_string(r) + ": " + std::to_string(reports) +
+                     " tasks reported destroyed, " + std::to_string(expected_reports) +
+                     " were pending");
       }
       destroyed_pending += reports;
       check_round(round, r, &failures);
@@ -1255,13 +1367,14 @@ TEST_CASE("loops created and destroyed with work in flight end every future canc
       for (const auto& future : round.pool_futures) (future.cancelled() ? cancelled : values) += 1;
       round = Round();
       // Everything the round made is gone now, including what worker threads held.
-      if (Job::constructed.load() != Job::destroyed.load() || Payload::constructed.load() != Payload::destroyed.load() ||
-          Counted::alive() != 0) {
+      if (Job::constructed.load() != Job::destroyed.load() ||
+          Payload::constructed.load() != Payload::destroyed.load() || Counted::alive() != 0) {
         ++unbalanced_rounds;
         failures.add("round " + std::to_string(r) + ": instances alive: jobs " +
-                     std::to_string(Job::constructed.load() - Job::destroyed.load()) + ", payloads " +
-                     std::to_string(Payload::constructed.load() - Payload::destroyed.load()) + ", counted " +
-                     std::to_string(Counted::alive()));
+                     std::to_string(Job::constructed.load() - Job::destroyed.load()) +
+                     ", payloads " +
+                     std::to_string(Payload::constructed.load() - Payload::destroyed.load()) +
+                     ", counted " + std::to_string(Counted::alive()));
         // Rebase, so that one leak does not fail every later round.
         Job::reset();
         Payload::reset();
@@ -1270,11 +1383,13 @@ TEST_CASE("loops created and destroyed with work in flight end every future canc
     }
     accepted = poster.accepted.load();
     refused = poster.refused.load();
-  }  // the poster thread ends here
+  }                     // the poster thread ends here
   pool.shutdown(true);  // lets go of the calls it still held for loops long gone
-  MESSAGE(rounds << " loops (" << closed_explicitly << " closed by close() during posts, the rest by ~Loop): "
-                 << next_job << " to_thread and pool calls (" << values << " values, " << cancelled << " cancelled), "
-                 << destroyed_pending << " tasks destroyed pending, " << accepted << " posts accepted (" << Posted::ran.load()
+  MESSAGE(rounds << " loops (" << closed_explicitly << " closed by close() during posts, "
+                 << closed_by_runner << " by Runner::close() during posts, the rest by ~Loop): "
+                 << next_job << " to_thread and pool calls (" << values << " values, " << cancelled
+                 << " cancelled), " << destroyed_pending << " tasks destroyed pending, " << accepted
+                 << " posts accepted (" << Posted::ran.load()
                  << " ran, the rest dropped by close), " << refused << " refused after close");
   CHECK_MESSAGE(failures.count() == 0, failures.summary());
   CHECK(unbalanced_rounds == 0);
@@ -1293,7 +1408,9 @@ TEST_CASE("loops created and destroyed with work in flight end every future canc
 
 // --- 5. two loops sharing one ThreadPoolExecutor -------------------------------------------------
 
-TEST_CASE("two loops on two threads sharing one ThreadPoolExecutor each get every result once on their own thread") {
+TEST_CASE(
+    "two loops on two threads sharing one ThreadPoolExecutor each get every result once on their "
+    "own thread") {
   reset_instance_counters();
   MESSAGE(scale_line());
   uvaio::ThreadPoolExecutor pool({.max_workers = 4, .name = "stress"});
