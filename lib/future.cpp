@@ -93,26 +93,21 @@ void FutureCore::complete(FutureStatus status) noexcept {
     drop_all_nodes();
     return;
   }
-  DoneNode* node = first_node_;
-  first_node_ = last_node_ = nullptr;
-  while (node != nullptr) {
-    DoneNode* next = node->next_;
-    node->prev_ = node->next_ = nullptr;
-    node->owner_ = nullptr;
+  // One node at a time, each unlinked just before it fires: a fire() may
+  // remove other waiters of this future (a WaitSet that is satisfied unlinks
+  // all its nodes, and gather(t, t) has two on t). Those must leave this list
+  // properly, or the nodes after them would be cut off and never fire (found
+  // by fuzz/scheduler_fuzz.cpp: the tasks awaiting them hung forever).
+  while (DoneNode* node = first_node_) {
+    remove_waiter(*node);
     node->fire(*this);
-    node = next;
   }
 }
 
 void FutureCore::drop_all_nodes() noexcept {
-  DoneNode* node = first_node_;
-  first_node_ = last_node_ = nullptr;
-  while (node != nullptr) {
-    DoneNode* next = node->next_;
-    node->prev_ = node->next_ = nullptr;
-    node->owner_ = nullptr;
+  while (DoneNode* node = first_node_) {  // as complete(): drop() may unlink others
+    remove_waiter(*node);
     node->drop();
-    node = next;
   }
 }
 

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -411,6 +412,29 @@ TEST_CASE("a future whose loop was destroyed still answers done() and result(), 
   CHECK_FALSE(f->cancelled());
   CHECK(f->result() == 8);
   CHECK_THROWS_WITH_AS(f->get_loop(), "Event loop is closed", uvaio::RuntimeError);
+}
+
+// Found by fuzz/scheduler_fuzz.cpp (fuzz/regressions/gather-twice-on-one-task-loses-other-waiters):
+// completing a future fires its waiters in order; the first, a gather() that
+// waits on it twice, unlinks its second node when it is satisfied, and that
+// used to cut off every waiter after it.
+TEST_CASE("waiters registered after one that unlinks another waiter while the future completes still resume") {
+  uvaio::Loop loop;
+  auto body = []() -> uvaio::Async<std::string> {
+    auto future = uvaio::get_running_loop().create_future<int>();
+    std::vector<uvaio::Future<int>> twice{future, future};
+    auto gathering = uvaio::create_task(uvaio::gather(twice));
+    co_await uvaio::sleep(std::chrono::seconds(0));  // its two nodes are linked first
+    auto waiting = uvaio::create_task(await_value(future));
+    co_await uvaio::sleep(std::chrono::seconds(0));  // then this task's
+    future.set_exception(std::runtime_error("failed"));
+    co_await test_support::settle(waiting);
+    co_await test_support::settle(gathering);
+    std::string seen = waiting.done() ? "waiter: " + what_of(waiting.exception()) : "waiter: still pending";
+    seen += gathering.done() ? ", gather: " + what_of(gathering.exception()) : ", gather: still pending";
+    co_return seen;
+  };
+  CHECK(loop.run_until_complete(body()) == "waiter: failed, gather: failed");
 }
 
 TEST_SUITE_END();

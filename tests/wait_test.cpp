@@ -472,6 +472,42 @@ TEST_CASE("wait_for with a timeout <= 0 returns the result of a Task that is alr
   CHECK(listed(loop.run_until_complete(body())) == "6 6 6 7");
 }
 
+// Found by fuzz/scheduler_fuzz.cpp (fuzz/regressions/wait_for-zero-timeout-on-cancelled-task):
+// the task had finished -- cancelled -- before wait_for saw it, so no time ran
+// out on it and asyncio's `return fut.result()` raises CancelledError.
+TEST_CASE("wait_for with a timeout <= 0 on a Task or Future cancelled earlier raises CancelledError, not "
+          "TimeoutError") {
+  uvaio::Loop loop;
+  auto body = []() -> uvaio::Async<std::string> {
+    std::vector<std::string> seen;
+    auto task = uvaio::create_task(value_after(3, 6));
+    task.cancel("early");
+    co_await test_support::settle(task);
+    auto future = uvaio::get_running_loop().create_future<int>();
+    future.cancel("also early");
+    for (int i = 0; i < 4; ++i) {
+      const uvaio::Duration timeout = (i % 2 == 0) ? uvaio::Duration(0s) : uvaio::Duration(-1s);
+      try {
+        int v = 0;
+        if (i < 2) {
+          v = co_await uvaio::wait_for(task, timeout);
+        } else {
+          v = co_await uvaio::wait_for(future, timeout);
+        }
+        seen.push_back("value " + std::to_string(v));
+      } catch (const uvaio::TimeoutError&) {
+        seen.push_back("TimeoutError");
+      } catch (const uvaio::CancelledError& e) {
+        seen.push_back("CancelledError: " + e.message());
+      }
+    }
+    CHECK(uvaio::current_task().cancelling() == 0);
+    co_return joined(seen);
+  };
+  CHECK(loop.run_until_complete(body()) ==
+        "CancelledError: early, CancelledError: early, CancelledError: also early, CancelledError: also early");
+}
+
 TEST_CASE("wait_for with a timeout <= 0 never starts an Async, frees it, and throws TimeoutError") {
   Counted::reset();
   uvaio::Loop loop;

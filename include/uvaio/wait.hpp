@@ -52,7 +52,8 @@ auto wait(R&& handles, ReturnWhen when = ReturnWhen::all_completed,
 // and then throws TimeoutError (nesting the CancelledError). If the awaited
 // work swallows the cancellation and returns a value, that value is returned
 // (item 73); another exception it throws propagates instead. A timeout <= 0:
-// a done Task/Future gives its result; an Async is never started; a pending
+// a done Task/Future gives its result (CancelledError if it was cancelled
+// before: that is not a time-out); an Async is never started; a pending
 // Task/Future is cancelled and awaited (item 71). An unset timeout waits as
 // long as it takes. Cancelling the task running wait_for cancels the awaited
 // work and throws CancelledError, never TimeoutError (item 72): the request
@@ -176,12 +177,17 @@ Async<T> await_with_deadline_async(Async<T> coro, TimePoint deadline) {
 template <class H>
 Async<typename H::value_type> wait_for_expired(H handle) {
   using T = typename H::value_type;
-  if (!handle.done()) {
+  // Only a cancellation that wait_for made becomes TimeoutError. A Task or
+  // Future that was already done gives its result as it is, and for one
+  // cancelled earlier that is CancelledError (asyncio 3.12: `if fut.done():
+  // return fut.result()`): it did finish, so no time ran out on it.
+  const bool was_pending = !handle.done();
+  if (was_pending) {
     handle.cancel();
     WaitSet finished({handle.state()}, WaitSet::Until::all_completed, WaitSet::OnCancel::stop_waiting);
     co_await finished;
   }
-  if (handle.cancelled()) {
+  if (was_pending && handle.cancelled()) {
     std::exception_ptr cancelled;
     try {
       handle.result();
