@@ -339,6 +339,15 @@ TEST_CASE("call_soon: every allocation failure gives bad_alloc at the call") {
   });
 }
 
+TEST_CASE("call_later, call_at: every allocation failure gives bad_alloc at the call") {
+  sweep("call_later", [](uvaio::Loop& loop, long n) {
+    return run_callback(loop, n, [&loop](auto cb) { (void)loop.call_later(1ms, std::move(cb)); });
+  });
+  sweep("call_at", [](uvaio::Loop& loop, long n) {
+    return run_callback(loop, n, [&loop](auto cb) { (void)loop.call_at(loop.time() + 1ms, std::move(cb)); });
+  });
+}
+
 TEST_CASE("call_soon_threadsafe from the loop thread: every allocation failure gives bad_alloc at the call") {
   sweep("call_soon_threadsafe (loop thread)", [](uvaio::Loop& loop, long n) {
     return run_callback(loop, n, [&loop](auto cb) { (void)loop.call_soon_threadsafe(std::move(cb)); });
@@ -425,6 +434,26 @@ TEST_CASE("gather of Tasks: every allocation failure gives bad_alloc") {
     Run run;
     loop.run_until_complete(gather_tasks(n, &run));
     return run;
+  });
+}
+
+TEST_CASE("wait_for: every allocation failure gives bad_alloc") {
+  sweep("wait_for(Async)", [](uvaio::Loop& loop, long n) {
+    auto a = child(4);
+    return run_armed(
+        loop, n, [&] { return uvaio::wait_for(std::move(a), 10s); }, [](const Counted& v) { return v.value == 4; });
+  });
+}
+
+TEST_CASE("sleep with a delay: every allocation failure gives bad_alloc") {
+  sweep("sleep(1ms)", [](uvaio::Loop& loop, long n) {
+    auto sleeper = []() -> uvaio::Async<int> {
+      co_await uvaio::sleep(1ms);
+      co_return 1;
+    };
+    auto s = sleeper();
+    return run_armed(
+        loop, n, [&] { return std::move(s); }, [](int v) { return v == 1; });
   });
 }
 
