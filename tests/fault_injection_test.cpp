@@ -459,6 +459,52 @@ TEST_CASE("sleep with a delay: every allocation failure gives bad_alloc") {
 
 // --- TaskGroup, Queue, Future ---------------------------------------------------
 
+std::atomic<int> g_bodies_started{0};
+
+uvaio::Async<Counted> counted_child(int value) {
+  ++g_bodies_started;
+  co_await uvaio::sleep(0s);
+  co_return Counted(value);
+}
+
+// As `async with TaskGroup()`: a failure between the group's creation and
+// join() still joins the children created so far, then propagates.
+uvaio::Async<int> group_of_two() {
+  g_bodies_started = 0;
+  uvaio::TaskGroup group;
+  int created = 0;
+  int sum = 0;
+  std::exception_ptr error;
+  try {
+    auto a = group.create_task(counted_child(1));
+    ++created;
+    auto b = group.create_task(counted_child(2));
+    ++created;
+    sum = a.result().value;  // not done yet: InvalidStateError, unless...
+  } catch (const uvaio::InvalidStateError&) {
+    sum = -1;
+  } catch (...) {
+    error = std::current_exception();
+  }
+  co_await group.join();
+  // A task that create_task() did not return never ran (it is not the group's).
+  CHECK(g_bodies_started == created);
+  if (error) std::rethrow_exception(error);
+  co_return sum == -1 ? 3 : 0;
+}
+
+TEST_CASE("TaskGroup::create_task and join: every allocation failure gives bad_alloc") {
+  // When join()'s own frame cannot be allocated, the group is destroyed
+  // unjoined: it cancels its children and reports that, by design.
+  sweep(
+      "TaskGroup",
+      [](uvaio::Loop& loop, long n) {
+        return run_armed(
+            loop, n, [] { return group_of_two(); }, [](int v) { return v == 3; });
+      },
+      0, "TaskGroup destroyed without join()");
+}
+
 uvaio::Async<int> queue_round_trip(uvaio::Queue<Counted>& q) {
   // One getter waits first (a put hands it the item), then enough items to
   // need more of the deque's blocks.
