@@ -505,6 +505,46 @@ TEST_CASE("TaskGroup::create_task and join: every allocation failure gives bad_a
       0, "TaskGroup destroyed without join()");
 }
 
+// Throwing it allocates nothing (a std::runtime_error's message would).
+struct ChildFailed : std::exception {
+  const char* what() const noexcept override { return "child failed"; }
+};
+
+uvaio::Async<Counted> failing_child() {
+  co_await uvaio::sleep(0s);
+  throw ChildFailed();
+}
+
+uvaio::Async<int> group_with_failure() {
+  uvaio::TaskGroup group;
+  std::exception_ptr error;
+  try {
+    (void)group.create_task(failing_child());
+    (void)group.create_task(child(2));
+  } catch (...) {
+    error = std::current_exception();
+  }
+  int failures = 0;
+  try {
+    co_await group.join();
+  } catch (const uvaio::ExceptionGroup& e) {
+    failures = static_cast<int>(e.exceptions().size());
+    CHECK(test_support::what_of(e.exceptions().front()) == "child failed");
+  }
+  if (error) std::rethrow_exception(error);
+  co_return failures;
+}
+
+TEST_CASE("a TaskGroup whose child fails: every allocation failure gives bad_alloc") {
+  sweep(
+      "TaskGroup (a child fails)",
+      [](uvaio::Loop& loop, long n) {
+        return run_armed(
+            loop, n, [] { return group_with_failure(); }, [](int v) { return v == 1; });
+      },
+      0, "TaskGroup destroyed without join()");
+}
+
 uvaio::Async<int> queue_round_trip(uvaio::Queue<Counted>& q) {
   // One getter waits first (a put hands it the item), then enough items to
   // need more of the deque's blocks.
