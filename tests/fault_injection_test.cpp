@@ -283,6 +283,31 @@ TEST_CASE("an allocation failing on the worker thread reaches the awaiting task 
   }
 }
 
+uvaio::Async<int> call_on(uvaio::ThreadPoolExecutor& pool) {
+  auto f = uvaio::get_running_loop().run_in_executor(&pool, [] { return 42; });
+  const int v = co_await f;
+  co_return v;
+}
+
+TEST_CASE("a pool thread starting up with no memory does not take the process down") {
+  // The first allocations made on threads other than this one are those of
+  // the new worker starting (its name is longer than a std::string keeps
+  // inline). A failure there would escape the thread's function.
+  for (long n = 1; n <= 3; ++n) {
+    const long live_before = fault::live();
+    int v = 0;
+    {
+      uvaio::ThreadPoolExecutor pool({.max_workers = 1, .name = "a-pool-name-longer-than-fifteen"});
+      uvaio::Loop loop;
+      fault::arm_other_threads(n);
+      v = loop.run_until_complete(call_on(pool));
+      fault::disarm_other_threads();
+    }
+    CHECK(v == 42);
+    CHECK(fault::live() == live_before);
+  }
+}
+
 // --- tasks ----------------------------------------------------------------------
 
 TEST_CASE("create_task: every allocation failure gives bad_alloc at the call") {
