@@ -625,6 +625,14 @@ TEST_CASE("Future create, add_done_callback, set_result: every allocation failur
 
 // Opens descriptors until only `spare` are left under a lowered RLIMIT_NOFILE
 // (which binds root too), and gives everything back when destroyed.
+// The sanitizers' runtime opens files of its own while an exception is built
+// (UBSan's vptr check reads /proc/self/maps): leave it some room there.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr int kFirstSpare = 3;
+#else
+constexpr int kFirstSpare = 1;
+#endif
+
 class FewDescriptors {
  public:
   explicit FewDescriptors(int spare) {
@@ -662,7 +670,7 @@ TEST_CASE("a failing libuv call gives UvError with libuv's error name") {
     (void)warm.run_until_complete(follow_up());
   }
   int uv_errors = 0;
-  for (int spare = 0; spare < 12; ++spare) {
+  for (int spare = kFirstSpare; spare < 12; ++spare) {
     char what[160] = {};
     int code = 0;
     bool built = false;
