@@ -126,7 +126,12 @@ void submit_work(LoopImpl& loop, Executor* executor, WorkItemBase& item) {
       item.release_owner();
       throw RuntimeError("Executor shutdown has been called");
     }
-    executor = loop.default_executor().get();
+    try {
+      executor = loop.default_executor().get();  // created on first use: may throw bad_alloc
+    } catch (...) {
+      item.release_owner();  // no executor will ever hold it: the executor side lets go here
+      throw;
+    }
   }
   item.executor_ = executor;
   item.via_default_ = loop.default_executor_.get() == executor;

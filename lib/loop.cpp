@@ -316,10 +316,12 @@ void LoopImpl::sift_down(std::size_t index) noexcept {
   place(index, node);
 }
 
-void LoopImpl::add_timer(TimerNode& node, TimePoint deadline) noexcept {
+void LoopImpl::add_timer(TimerNode& node, TimePoint deadline) {
+  // push_back first: growing the heap may throw bad_alloc, and then nothing
+  // has changed (the node is not armed, the sequence not consumed).
+  timers_.push_back(&node);
   node.deadline_ = deadline;
   node.seq_ = next_timer_seq_++;
-  timers_.push_back(&node);
   sift_up(timers_.size() - 1);
 }
 
@@ -548,7 +550,7 @@ void check_usable(LoopImpl* loop, const char* method) {
 }
 
 void push_ready(LoopImpl& loop, Runnable& entry) noexcept { loop.push_ready(entry); }
-void add_timer(LoopImpl& loop, TimerNode& node, TimePoint deadline) noexcept { loop.add_timer(node, deadline); }
+void add_timer(LoopImpl& loop, TimerNode& node, TimePoint deadline) { loop.add_timer(node, deadline); }
 void remove_timer(LoopImpl& loop, TimerNode& node) noexcept { loop.remove_timer(node); }
 
 void report_callback_exception(LoopImpl* loop, std::exception_ptr error, const std::string& what) noexcept {

@@ -41,7 +41,8 @@ class LoopImpl {
 
   void push_ready(Runnable& entry) noexcept;
   void post_threadsafe(Runnable& entry);
-  void add_timer(TimerNode& node, TimePoint deadline) noexcept;
+  // May throw std::bad_alloc (the heap grows); then nothing changed.
+  void add_timer(TimerNode& node, TimePoint deadline);
   void remove_timer(TimerNode& node) noexcept;
 
   void link_future(FutureCore& future) noexcept;

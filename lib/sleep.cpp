@@ -21,13 +21,16 @@ bool SleepAwaiter::await_suspend(std::coroutine_handle<> h) {
     state_ = State::cancelled;
     return false;
   }
-  task->suspend_on(this, h);
   if (delay_ <= Duration::zero()) {
+    task->suspend_on(this, h);
     state_ = State::yielded;
     task->wake();
   } else {
-    state_ = State::armed;
+    // First, as it may throw bad_alloc: the exception then comes out of the
+    // co_await with the task still running, not recorded as suspended.
     loop_->add_timer(*this, deadline_after(delay_));
+    task->suspend_on(this, h);
+    state_ = State::armed;
   }
   return true;
 }

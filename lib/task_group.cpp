@@ -47,6 +47,9 @@ class TaskGroupCore {
   explicit TaskGroupCore(LoopImpl& loop) noexcept : loop_(loop) {}
 
   void adopt(TaskCore& task) {
+    // Room for the error every child may add: child_done() is noexcept and
+    // must not allocate (a bad_alloc there would terminate the program).
+    errors_.reserve(errors_.size() + running_count_ + 1);
     auto* child = new GroupChild(*this, task);
     running_.push_front(*child);
     ++running_count_;

@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -175,11 +176,14 @@ class ThreadPoolCore : public std::enable_shared_from_this<ThreadPoolCore> {
   }
 
   void start_thread_locked() {
-    const std::size_t index = started_;
-    threads_.emplace_back([self = shared_from_this(), index] {
-      // Linux limits thread names to 15 characters.
-      const std::string thread_name = (self->name_ + "_" + std::to_string(index)).substr(0, 15);
-      pthread_setname_np(pthread_self(), thread_name.c_str());
+    // The name is built here, where a bad_alloc reaches the caller: the new
+    // thread allocates nothing before work_loop() (an exception escaping a
+    // thread's function terminates the program). Linux limits thread names
+    // to 15 characters.
+    std::array<char, 16> thread_name{};
+    (name_ + "_" + std::to_string(started_)).copy(thread_name.data(), thread_name.size() - 1);
+    threads_.emplace_back([self = shared_from_this(), thread_name] {
+      pthread_setname_np(pthread_self(), thread_name.data());
       self->work_loop();
     });
     ++started_;

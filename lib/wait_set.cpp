@@ -94,10 +94,10 @@ bool WaitSet::await_suspend(std::coroutine_handle<> h) {
   }
   task_ = task;
   loop_ = task->loop();
+  if (deadline_) add_timer(*loop_, *this, *deadline_);  // first: it may throw bad_alloc
   for (std::size_t i = 0; i < children_.size(); ++i) {
     if (!children_[i]->done()) children_[i]->add_waiter(nodes_[i]);
   }
-  if (deadline_) add_timer(*loop_, *this, *deadline_);
   state_ = State::waiting;
   task->suspend_on(this, h);
   std::string message;

@@ -145,8 +145,8 @@ class UVAIO_API Loop {
     detail::check_usable(impl_, "call_at");
     auto* core = new detail::CallbackImpl<detail::TimerCore, std::decay_t<F>>(impl_, std::forward<F>(fn));
     TimerHandle handle(core);
-    core->add_ref();
-    detail::add_timer(*impl_, *core, when);
+    detail::add_timer(*impl_, *core, when);  // bad_alloc: the handle frees the callback
+    core->add_ref();                         // the timer heap's
     return handle;
   }
   // The loop's clock: std::chrono::steady_clock, read fresh at every call.

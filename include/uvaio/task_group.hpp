@@ -43,7 +43,14 @@ class UVAIO_API TaskGroup {
   Task<T> create_task(Async<T> coro, std::string name = {}, SourceLocation where = SourceLocation::current()) {
     detail::LoopImpl& loop = check_can_add();
     Task<T> task = detail::make_task(loop, std::move(coro), std::move(name), where);
-    adopt(*task.state());
+    try {
+      adopt(*task.state());
+    } catch (...) {
+      // Not in the group (bad_alloc): it must not run outside it. Cancelled
+      // before its first step, its body never runs.
+      task.cancel();
+      throw;
+    }
     return task;
   }
 

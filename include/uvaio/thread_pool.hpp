@@ -101,8 +101,8 @@ class SubmitJob final : public PoolJob {
 // calls during one loop iteration are queued at once; waking sleeping workers
 // for them waits for the end of that iteration, unless no worker is awake at
 // all (then the first call wakes one at once). If no thread can be started and
-// the pool has none, execute()/submit() throw std::system_error and the call
-// never runs.
+// the pool has none, execute()/submit() throw std::system_error (std::bad_alloc
+// when memory ran out) and the call never runs.
 class UVAIO_API ThreadPoolExecutor final : public Executor {
  public:
   struct Options {

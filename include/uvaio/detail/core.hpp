@@ -266,7 +266,8 @@ UVAIO_API TaskCore* current_task_core() noexcept;
 // Throws RuntimeError("Event loop is closed") or, in debug mode, the wrong-thread error.
 UVAIO_API void check_usable(LoopImpl* loop, const char* method);
 UVAIO_API void push_ready(LoopImpl& loop, Runnable& entry) noexcept;
-UVAIO_API void add_timer(LoopImpl& loop, TimerNode& node, TimePoint deadline) noexcept;
+// May throw std::bad_alloc when the timer heap has to grow; the node is then not armed.
+UVAIO_API void add_timer(LoopImpl& loop, TimerNode& node, TimePoint deadline);
 UVAIO_API void remove_timer(LoopImpl& loop, TimerNode& node) noexcept;
 // A registered task starts: the loop takes its reference and schedules step one.
 UVAIO_API void start_task(LoopImpl& loop, TaskCore& task) noexcept;
