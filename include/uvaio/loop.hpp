@@ -43,7 +43,8 @@ struct ExceptionContext {
   std::string task_name;         // empty when no task is involved
   // Where the task or future involved was created (asyncio's
   // source_traceback); known only in debug mode, for tasks from create_task()
-  // and futures from create_future().
+  // (Loop, free, TaskGroup), run_coroutine_threadsafe() and futures from
+  // create_future(). Callbacks (call_soon, call_later) record none.
   SourceLocation created_at{};
 };
 
@@ -152,8 +153,9 @@ class UVAIO_API Loop {
   // The loop's clock: std::chrono::steady_clock, read fresh at every call.
   TimePoint time() const noexcept { return Clock::now(); }
 
-  // `where` (the caller's position by default) is what debug-mode reports
-  // about the task or future name as its origin.
+  // In debug mode the loop remembers `where` (the caller's position by
+  // default) as the place the task or future was created, and its reports
+  // name it; outside debug mode nothing is stored.
   template <class T>
   Task<T> create_task(Async<T> coro, std::string name = {}, SourceLocation where = SourceLocation::current()) {
     return detail::make_task(*impl_, std::move(coro), std::move(name), where);
