@@ -453,6 +453,7 @@ void LoopImpl::close() {
   }
   for (FutureCore* f = live_.first(); f != nullptr; f = live_.next(*f)) f->drop_all_nodes();
   for_each_entry(mailbox_->close(), [](Runnable& entry) { entry.discard(); });
+  close_io();
   close_handles();
   closed_ = true;
   closing_ = false;
@@ -513,6 +514,15 @@ void LoopImpl::wait_for_work_in_flight() noexcept {
                            count));
     }
     uv_run(&uv_, UV_RUN_ONCE);
+  }
+}
+
+void LoopImpl::close_io() noexcept {
+  // Each unregisters itself; one that does not would be asked again forever,
+  // so it is taken off the list here as well.
+  while (IoResource* resource = io_.first()) {
+    resource->close_for_loop();
+    if (io_.first() == resource) io_.remove(*resource);
   }
 }
 

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "intrusive.hpp"
+#include "io_resource.hpp"
 #include "mailbox.hpp"
 #include "uvaio/detail/core.hpp"
 #include "uvaio/detail/work_item.hpp"
@@ -50,6 +51,10 @@ class LoopImpl {
   void link_pending(TaskCore& task) noexcept;
   void unlink_pending(TaskCore& task) noexcept;
   std::vector<TaskCore*> pending_tasks() const;
+
+  // I/O objects with open handles (io.hpp); close() closes them first.
+  void register_io(IoResource& resource) noexcept { io_.push_front(resource); }
+  void unregister_io(IoResource& resource) noexcept { io_.remove(resource); }
 
   void link_work(WorkItemBase& item) noexcept;
   void unlink_work(WorkItemBase& item) noexcept;
@@ -113,6 +118,7 @@ class LoopImpl {
   void drop_timers() noexcept;
   void destroy_pending_tasks() noexcept;
   void wait_for_work_in_flight() noexcept;
+  void close_io() noexcept;
   void close_handles() noexcept;
 
   bool timer_less(const TimerNode* a, const TimerNode* b) const noexcept;
@@ -144,6 +150,7 @@ class LoopImpl {
   IntrusiveList<FutureCore, &FutureCore::prev_live_, &FutureCore::next_live_> live_;
   IntrusiveList<TaskCore, &TaskCore::prev_pending_, &TaskCore::next_pending_> pending_;
   IntrusiveList<WorkItemBase, &WorkItemBase::prev_in_flight_, &WorkItemBase::next_in_flight_> in_flight_;
+  IntrusiveList<IoResource, &IoResource::prev_io_, &IoResource::next_io_> io_;
 };
 
 #if defined(__GNUC__) && !defined(_WIN32)

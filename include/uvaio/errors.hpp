@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstddef>
 #include <exception>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -92,6 +94,74 @@ class UVAIO_API UvError : public Error {
 
  private:
   int code_;
+};
+
+// The subclasses of UvError that name a kind of failure, as Python's OSError
+// subclasses do; make_uv_error() picks the one for a libuv code, so that a
+// caller can catch what it means ("the peer went away") without comparing
+// codes. Each keeps code() and the same what().
+#define UVAIO_UV_ERROR_SUBCLASS(Name, Base) \
+  class UVAIO_API Name : public Base {      \
+   public:                                  \
+    using Base::Base;                       \
+    ~Name() override;                       \
+  };
+// ECONNRESET, ECONNREFUSED, ECONNABORTED, EPIPE, ENOTCONN, ESHUTDOWN.
+UVAIO_UV_ERROR_SUBCLASS(ConnectionError, UvError)
+UVAIO_UV_ERROR_SUBCLASS(ConnectionResetError, ConnectionError)     // ECONNRESET
+UVAIO_UV_ERROR_SUBCLASS(ConnectionRefusedError, ConnectionError)   // ECONNREFUSED
+UVAIO_UV_ERROR_SUBCLASS(ConnectionAbortedError, ConnectionError)   // ECONNABORTED
+UVAIO_UV_ERROR_SUBCLASS(BrokenPipeError, ConnectionError)          // EPIPE, ESHUTDOWN
+UVAIO_UV_ERROR_SUBCLASS(FileNotFoundError, UvError)                // ENOENT
+UVAIO_UV_ERROR_SUBCLASS(FileExistsError, UvError)                  // EEXIST
+UVAIO_UV_ERROR_SUBCLASS(PermissionError, UvError)                  // EACCES, EPERM
+UVAIO_UV_ERROR_SUBCLASS(IsADirectoryError, UvError)                // EISDIR
+UVAIO_UV_ERROR_SUBCLASS(NotADirectoryError, UvError)               // ENOTDIR
+UVAIO_UV_ERROR_SUBCLASS(GaiError, UvError)                         // UV_EAI_* (name lookup)
+#undef UVAIO_UV_ERROR_SUBCLASS
+
+// The UvError, or the subclass above that names `code`, as an exception_ptr;
+// what() is "<operation>: <NAME> (<libuv's description>)".
+UVAIO_API std::exception_ptr make_uv_error(int code, const std::string& operation);
+[[noreturn]] UVAIO_API void throw_uv_error(int code, const std::string& operation);
+
+// asyncio.IncompleteReadError: the stream ended before `expected` bytes (or the
+// separator) arrived. partial() holds what did arrive; it is consumed.
+class UVAIO_API IncompleteReadError : public Error {
+ public:
+  // expected: the byte count asked for; std::nullopt for readuntil/readline.
+  IncompleteReadError(std::string partial, std::optional<std::size_t> expected);
+  ~IncompleteReadError() override;
+  const std::string& partial() const noexcept { return partial_; }
+  std::optional<std::size_t> expected() const noexcept { return expected_; }
+
+ private:
+  std::string partial_;
+  std::optional<std::size_t> expected_;
+};
+
+// asyncio.LimitOverrunError: the separator was not found within the stream's
+// buffer limit. consumed() bytes are still in the buffer (not consumed).
+class UVAIO_API LimitOverrunError : public Error {
+ public:
+  LimitOverrunError(const std::string& message, std::size_t consumed);
+  ~LimitOverrunError() override;
+  std::size_t consumed() const noexcept { return consumed_; }
+
+ private:
+  std::size_t consumed_;
+};
+
+// What uvaio::run() throws when SIGINT (Ctrl-C) cancelled the main task, as
+// asyncio.run raises KeyboardInterrupt. Like CancelledError it does not derive
+// from std::exception: `catch (const std::exception&)` does not swallow it.
+class UVAIO_API KeyboardInterrupt {
+ public:
+  KeyboardInterrupt() = default;
+  KeyboardInterrupt(const KeyboardInterrupt&) = default;
+  KeyboardInterrupt& operator=(const KeyboardInterrupt&) = default;
+  virtual ~KeyboardInterrupt();
+  const char* what() const noexcept { return "KeyboardInterrupt"; }
 };
 
 class UVAIO_API QueueEmpty : public Error {

@@ -11,6 +11,7 @@
 #include "uvaio/gather.hpp"
 #include "uvaio/handle.hpp"
 #include "uvaio/loop.hpp"
+#include "uvaio/net.hpp"
 #include "uvaio/outcome.hpp"
 #include "uvaio/queue.hpp"
 #include "uvaio/runner.hpp"
