@@ -56,6 +56,9 @@ class LoopImpl {
   void register_io(IoResource& resource) noexcept { io_.push_front(resource); }
   void unregister_io(IoResource& resource) noexcept { io_.remove(resource); }
 
+  // add_signal_handler's watchers, one per signal (lib/signal.cpp).
+  std::unordered_map<int, class SignalWatcher*> signal_watchers_;
+
   void link_work(WorkItemBase& item) noexcept;
   void unlink_work(WorkItemBase& item) noexcept;
   std::size_t in_flight_for(const Executor* executor) const noexcept;

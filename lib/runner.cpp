@@ -1,6 +1,10 @@
 #include "uvaio/runner.hpp"
 
+#include <csignal>
 #include <utility>
+
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <vector>
 
 #include "log_internal.hpp"
@@ -55,6 +59,62 @@ void finalize(Loop& loop, const RunOptions& options) {
 }
 
 }  // namespace
+
+namespace detail {
+
+struct SigintGuard::State {
+  Loop* loop = nullptr;
+  TaskRef main_task;
+  int interrupts = 0;
+  bool installed = false;
+};
+
+namespace {
+
+bool on_main_thread() noexcept { return static_cast<pid_t>(::syscall(SYS_gettid)) == ::getpid(); }
+
+bool sigint_has_default_action() noexcept {
+  struct sigaction current {};
+  if (::sigaction(SIGINT, nullptr, &current) != 0) return false;
+  return (current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == SIG_DFL;
+}
+
+}  // namespace
+
+SigintGuard::SigintGuard(Loop& loop, TaskRef main_task) : state_(std::make_shared<State>()) {
+  state_->loop = &loop;
+  state_->main_task = std::move(main_task);
+  if (!on_main_thread() || !sigint_has_default_action()) return;
+  // The callback holds the state weakly: it runs from the ready queue, which
+  // may hold it after this guard is gone.
+  std::weak_ptr<State> weak = state_;
+  try {
+    loop.add_signal_handler(SIGINT, [weak] {
+      std::shared_ptr<State> state = weak.lock();
+      if (!state || !state->installed) return;
+      ++state->interrupts;
+      if (state->interrupts == 1 && !state->main_task.done()) state->main_task.cancel();
+      // The default action again: the next Ctrl-C ends the process even if
+      // the task never lets the loop turn again.
+      state->installed = false;
+      state->loop->remove_signal_handler(SIGINT);
+    });
+    state_->installed = true;
+  } catch (...) {
+    // As asyncio: not being able to install the handler is not an error.
+  }
+}
+
+SigintGuard::~SigintGuard() {
+  if (state_->installed && !state_->loop->is_closed()) state_->loop->remove_signal_handler(SIGINT);
+  state_->installed = false;
+}
+
+void SigintGuard::throw_if_interrupted() {
+  if (state_->interrupts > 0 && state_->main_task.uncancel() == 0) throw KeyboardInterrupt();
+}
+
+}  // namespace detail
 
 Runner::Runner(RunOptions options) : options_(std::move(options)) {}
 

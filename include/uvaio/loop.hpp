@@ -150,6 +150,22 @@ class UVAIO_API Loop {
     core->add_ref();                         // the timer heap's
     return handle;
   }
+  // asyncio's add_signal_handler: after each delivery of `signum`, callback()
+  // runs on the loop thread through the ready queue (an exception goes to the
+  // exception handler). Over libuv's uv_signal_t: any thread's signal reaches
+  // every loop watching it; the kernel may merge deliveries that arrive
+  // together. Replaces this loop's earlier handler for signum. ValueError for
+  // a number outside 1..NSIG-1, RuntimeError("sig 9 cannot be caught") for
+  // SIGKILL and SIGSTOP. While any libuv watcher has the signal, libuv owns its
+  // disposition; when the last one goes, it is SIG_DFL again.
+  template <class F>
+    requires std::invocable<std::decay_t<F>&> && detail::not_a_coroutine<std::invoke_result_t<std::decay_t<F>&>>
+  void add_signal_handler(int signum, F&& callback) {
+    add_signal_handler_impl(signum, std::function<void()>(std::forward<F>(callback)));
+  }
+  // True if this loop had a handler for signum (it is gone now).
+  bool remove_signal_handler(int signum);
+
   // The loop's clock: std::chrono::steady_clock, read fresh at every call.
   TimePoint time() const noexcept { return Clock::now(); }
 
@@ -217,6 +233,7 @@ class UVAIO_API Loop {
  private:
   void check_can_run() const;
   void run_until_done(detail::FutureCore& future);
+  void add_signal_handler_impl(int signum, std::function<void()> callback);
   void post_threadsafe(detail::CallbackCore& core);
   template <class T, bool Move, class H>
   static T result_of(const H& handle) {

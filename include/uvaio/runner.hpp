@@ -9,6 +9,7 @@
 #include "uvaio/async.hpp"
 #include "uvaio/export.hpp"
 #include "uvaio/loop.hpp"
+#include "uvaio/task.hpp"
 
 namespace uvaio {
 
@@ -23,6 +24,23 @@ struct RunOptions {
   std::optional<unsigned> threadpool_size{};
 };
 
+namespace detail {
+// Runner::run's SIGINT handler, installed for the length of one run().
+class UVAIO_API SigintGuard {
+ public:
+  SigintGuard(Loop& loop, TaskRef main_task);
+  SigintGuard(const SigintGuard&) = delete;
+  SigintGuard& operator=(const SigintGuard&) = delete;
+  ~SigintGuard();
+  // KeyboardInterrupt if a SIGINT cancelled the main task and no one else did.
+  void throw_if_interrupted();
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+}  // namespace detail
+
 // asyncio.Runner: one loop, created on first use, reused by several run()
 // calls, finalized by close() or the destructor as uvaio::run() does. Use it
 // from one thread; run() cannot be called from inside a running loop.
@@ -35,10 +53,23 @@ class UVAIO_API Runner {
 
   // Runs coro to completion on the runner's loop and returns its result or
   // rethrows its exception. RuntimeError("Runner is closed") after close().
+  // Ctrl-C, as asyncio.Runner: on the main thread, and only if SIGINT has its
+  // default action, a SIGINT during run() cancels the main task and restores
+  // the default action (so a second SIGINT ends the process even if the loop
+  // is stuck). If the task then ends cancelled, run() throws KeyboardInterrupt
+  // -- unless it was also cancelled by someone else (uncancel() stays above
+  // 0): then CancelledError. The default action is back when run() returns.
   template <class T>
   T run(Async<T> coro) {
     Loop& loop = loop_for_run();
-    return loop.run_until_complete(std::move(coro));
+    Task<T> task = loop.create_task(std::move(coro));
+    detail::SigintGuard sigint(loop, task);
+    try {
+      return loop.run_until_complete(std::move(task));
+    } catch (const CancelledError&) {
+      sigint.throw_if_interrupted();
+      throw;
+    }
   }
   Loop& get_loop();
   // Cancels the tasks still pending and lets them unwind, reports those that
