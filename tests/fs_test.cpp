@@ -266,6 +266,23 @@ TEST_CASE("closing a File twice is fine, and any other use of a closed File is a
                                  "read_at '" + (dir / "f") + "': negative offset -1"});
 }
 
+TEST_CASE("closing a File while another task reads from it lets the read finish and closes the descriptor after it") {
+  TempDir dir;
+  put(dir / "f", "contents");
+  const std::size_t before = open_fd_count();
+  auto body = [](std::string path) -> uvaio::Async<std::string> {
+    fs::File file = co_await fs::open(path);
+    auto reader = uvaio::create_task(file.read(100));
+    co_await uvaio::sleep(0s);
+    co_await file.close();
+    const std::string state = file.is_open() ? "open" : "closed";
+    const std::string got = co_await reader;
+    co_return state + ", read '" + got + "'";
+  };
+  CHECK(uvaio::run(body(dir / "f")) == "closed, read 'contents'");
+  CHECK(open_fd_count() == before);
+}
+
 TEST_CASE("descriptors are closed when a File is dropped, outlives its loop, or its task is cancelled at any await") {
   TempDir dir;
   put(dir / "f", pattern(1 << 20));
