@@ -6,6 +6,7 @@
 #include "uvaio/bridge.hpp"
 #include "uvaio/errors.hpp"
 #include "uvaio/executor.hpp"
+#include "uvaio/fs.hpp"
 #include "uvaio/future.hpp"
 #include "uvaio/futures.hpp"
 #include "uvaio/gather.hpp"
