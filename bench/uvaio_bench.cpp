@@ -702,6 +702,182 @@ uvaio::Async<void> uvaio_threadsafe(long n) {
   producer.join();
 }
 
+// --- echo ------------------------------------------------------------------------
+//
+// TCP over loopback: kEchoConnections clients, each doing n / kEchoConnections
+// (n = 100,000 at scale 1)
+// ping-pong round trips of a 64-byte message with its own server-side
+// connection (write, then wait for the whole echo). Connecting is included.
+// Baseline: a raw libuv echo server and clients written here (uv_try_write,
+// falling back to a malloc'ed uv_write). uvaio: start_server with a handler
+// looping readexactly(64) / write / drain, and clients looping write / drain /
+// readexactly(64), one task each. Ops = round trips.
+
+constexpr int kEchoConnections = 50;
+constexpr std::size_t kEchoMessage = 64;
+
+struct RawEcho;
+
+struct RawEchoConn {
+  uv_tcp_t tcp{};
+  RawEcho* bench = nullptr;
+  bool client = false;
+  long remaining = 0;       // clients: round trips still to start
+  std::size_t pending = 0;  // clients: bytes of the echo still to come
+  char buffer[64 * 1024];
+};
+
+struct RawEchoWrite {
+  uv_write_t req{};
+  char data[1];  // allocated longer
+};
+
+struct RawEcho {
+  uv_loop_t loop{};
+  uv_tcp_t server{};
+  int clients_left = 0;
+  std::vector<RawEchoConn*> conns;
+  char message[kEchoMessage];
+
+  static void on_closed(uv_handle_t* h) { delete static_cast<RawEchoConn*>(h->data); }
+  static void close_conn(RawEchoConn* c) {
+    if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&c->tcp)) == 0) {
+      uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), on_closed);
+    }
+  }
+  static void on_written(uv_write_t* req, int status) {
+    check_uv(status, "uv_write");
+    std::free(req);
+  }
+  static void send(RawEchoConn* c, const char* data, std::size_t size) {
+    uv_buf_t buf = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(size));
+    int sent = uv_try_write(reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1);
+    if (sent == UV_EAGAIN) sent = 0;
+    if (sent < 0) check_uv(sent, "uv_try_write");
+    if (static_cast<std::size_t>(sent) == size) return;
+    const std::size_t rest = size - static_cast<std::size_t>(sent);
+    auto* w = static_cast<RawEchoWrite*>(std::malloc(sizeof(RawEchoWrite) + rest));
+    std::memcpy(w->data, data + sent, rest);
+    uv_buf_t queued = uv_buf_init(w->data, static_cast<unsigned>(rest));
+    check_uv(uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &queued, 1, on_written), "uv_write");
+  }
+  static void on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+    auto* c = static_cast<RawEchoConn*>(h->data);
+    *buf = uv_buf_init(c->buffer, sizeof c->buffer);
+  }
+  static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+    auto* c = static_cast<RawEchoConn*>(s->data);
+    if (nread < 0) {
+      close_conn(c);
+      return;
+    }
+    if (nread == 0) return;
+    if (!c->client) {
+      send(c, buf->base, static_cast<std::size_t>(nread));
+      return;
+    }
+    c->pending -= static_cast<std::size_t>(nread);
+    if (c->pending > 0) return;
+    if (--c->remaining > 0) {
+      c->pending = kEchoMessage;
+      send(c, c->bench->message, kEchoMessage);
+      return;
+    }
+    close_conn(c);
+    if (--c->bench->clients_left == 0) uv_close(reinterpret_cast<uv_handle_t*>(&c->bench->server), nullptr);
+  }
+  static void on_connection(uv_stream_t* server, int status) {
+    check_uv(status, "listen");
+    auto* self = static_cast<RawEcho*>(server->data);
+    auto* c = new RawEchoConn;
+    c->bench = self;
+    c->tcp.data = c;
+    check_uv(uv_tcp_init(&self->loop, &c->tcp), "uv_tcp_init");
+    check_uv(uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)), "uv_accept");
+    uv_tcp_nodelay(&c->tcp, 1);
+    check_uv(uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), on_alloc, on_read), "uv_read_start");
+  }
+  static void on_connect(uv_connect_t* req, int status) {
+    check_uv(status, "connect");
+    auto* c = static_cast<RawEchoConn*>(req->data);
+    delete req;
+    uv_tcp_nodelay(&c->tcp, 1);
+    check_uv(uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), on_alloc, on_read), "uv_read_start");
+    c->pending = kEchoMessage;
+    send(c, c->bench->message, kEchoMessage);
+  }
+};
+
+double raw_echo(long n) {
+  const long per_connection = std::max<long>(1, n / kEchoConnections);
+  RawEcho b;
+  std::memset(b.message, 'm', sizeof b.message);
+  check_uv(uv_loop_init(&b.loop), "uv_loop_init");
+  check_uv(uv_tcp_init(&b.loop, &b.server), "uv_tcp_init");
+  b.server.data = &b;
+  const auto any = uvaio::SocketAddress::parse("127.0.0.1", 0);
+  check_uv(uv_tcp_bind(&b.server, any.native(), 0), "uv_tcp_bind");
+  check_uv(uv_listen(reinterpret_cast<uv_stream_t*>(&b.server), 128, RawEcho::on_connection), "uv_listen");
+  sockaddr_storage bound{};
+  int size = sizeof bound;
+  check_uv(uv_tcp_getsockname(&b.server, reinterpret_cast<sockaddr*>(&bound), &size), "getsockname");
+  b.clients_left = kEchoConnections;
+  const double ns = timed([&] {
+    for (int i = 0; i < kEchoConnections; ++i) {
+      auto* c = new RawEchoConn;
+      c->bench = &b;
+      c->client = true;
+      c->remaining = per_connection;
+      c->tcp.data = c;
+      check_uv(uv_tcp_init(&b.loop, &c->tcp), "uv_tcp_init");
+      auto* req = new uv_connect_t;
+      req->data = c;
+      check_uv(uv_tcp_connect(req, &c->tcp, reinterpret_cast<sockaddr*>(&bound), RawEcho::on_connect), "connect");
+    }
+    // Ends when every client finished and closed (the server closes with the
+    // last one; the server-side connections close on EOF).
+    uv_run(&b.loop, UV_RUN_DEFAULT);
+  });
+  close_loop(&b.loop);
+  return ns / static_cast<double>(per_connection * kEchoConnections);
+}
+
+uvaio::Async<void> uvaio_echo_handler(uvaio::StreamReader reader, uvaio::StreamWriter writer) {
+  for (;;) {
+    std::string message = co_await reader.read(kEchoMessage);
+    if (message.empty()) break;
+    writer.write(message);
+    co_await writer.drain();
+  }
+}
+
+uvaio::Async<void> uvaio_echo_client(std::uint16_t port, long round_trips) {
+  auto [reader, writer] = co_await uvaio::open_connection("127.0.0.1", port);
+  const std::string message(kEchoMessage, 'm');
+  for (long i = 0; i < round_trips; ++i) {
+    writer.write(message);
+    co_await writer.drain();
+    std::string echo = co_await reader.readexactly(kEchoMessage);
+  }
+  writer.close();
+  co_await writer.wait_closed();
+}
+
+uvaio::Async<void> uvaio_echo(long n) {
+  const long per_connection = std::max<long>(1, n / kEchoConnections);
+  uvaio::Server server = co_await uvaio::start_server(uvaio_echo_handler, "127.0.0.1", 0);
+  std::vector<uvaio::Task<void>> clients;
+  for (int i = 0; i < kEchoConnections; ++i) clients.push_back(uvaio::create_task(uvaio_echo_client(server.port(), per_connection)));
+  for (auto& client : clients) co_await client;
+  server.close();
+  co_await server.wait_closed();
+}
+
+double run_uvaio_echo(long n) {
+  const long per_connection = std::max<long>(1, n / kEchoConnections);
+  return run_uvaio(uvaio_echo(n), per_connection * kEchoConnections);
+}
+
 // --- the driver --------------------------------------------------------------------
 
 struct Options {
@@ -730,7 +906,7 @@ const std::vector<std::string>& all_names() {
       "roundtrip",           "batch64",           "batch1024",           "fanout",
       "mixed",               "threadpool_roundtrip", "threadpool_batch64", "threadpool_batch1024",
       "threadpool_fanout",   "threadpool_mixed",  "spawn",               "sleep0",
-      "timers",              "threadsafe"};
+      "timers",              "threadsafe",        "echo"};
   return names;
 }
 
@@ -924,6 +1100,14 @@ class Suite {
     simple("sleep0", size(1000000), raw_sleep0, [](long n) { return run_uvaio(uvaio_sleep0(n), n); });
     timers(size(1000000));
     simple("threadsafe", size(1000000), raw_threadsafe, [](long n) { return run_uvaio(uvaio_threadsafe(n), n); });
+    simple("echo", size(100000), raw_echo, run_uvaio_echo);
+    if (!rows_.empty() && rows_.back().name == "echo") {
+      Row& row = rows_.back();
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "uvaio_rt_per_s=%.0f,raw_rt_per_s=%.0f,connections=%d", 1e9 / row.uvaio,
+                    1e9 / row.baseline, kEchoConnections);
+      row.notes = buf;
+    }
     if (o_.asyncio && o_.side.empty()) run_asyncio();
   }
 

@@ -18,6 +18,7 @@
 #include "uvaio/runner.hpp"
 #include "uvaio/sleep.hpp"
 #include "uvaio/source_location.hpp"
+#include "uvaio/streams.hpp"
 #include "uvaio/sync.hpp"
 #include "uvaio/task.hpp"
 #include "uvaio/task_group.hpp"
