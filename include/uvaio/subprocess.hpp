@@ -1,0 +1,86 @@
+#pragma once
+
+// Child processes (asyncio's create_subprocess_exec and Process) over uv_spawn.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "uvaio/async.hpp"
+#include "uvaio/export.hpp"
+
+namespace uvaio {
+
+namespace detail {
+class ProcessState;
+}
+
+// Where one of the child's standard descriptors goes (asyncio's None, PIPE,
+// DEVNULL).
+enum class Stdio {
+  inherit,  // the child shares ours
+  pipe,     // a pipe to this process (Process::stdin_stream() ...)
+  null,     // /dev/null: reading gives EOF, writes are discarded
+};
+
+// How create_subprocess_exec starts the child.
+struct ProcessOptions {
+  Stdio stdin_mode = Stdio::inherit;
+  Stdio stdout_mode = Stdio::inherit;
+  Stdio stderr_mode = Stdio::inherit;
+  // The child's working directory; ours when empty.
+  std::optional<std::string> cwd = std::nullopt;
+  // The child's whole environment, "NAME=value" each; ours when empty.
+  std::optional<std::vector<std::string>> env = std::nullopt;
+};
+
+// A child process started by create_subprocess_exec (asyncio.subprocess.Process).
+// A copyable handle: copies refer to the same child. Use it on its loop's
+// thread; wait() resumes on that thread. Dropping every copy before the child
+// exited neither kills it nor leaks: the library keeps watching the child,
+// reaps it when it exits (no zombie) and then frees what it holds. The loop
+// closing while the child runs stops the watching: the child keeps running and,
+// once it exits, stays a zombie until this process exits; wait() then throws
+// RuntimeError("Event loop is closed"). Kill and wait() for children first.
+class UVAIO_API Process {
+ public:
+  Process() noexcept = default;
+  explicit Process(std::shared_ptr<detail::ProcessState> state) noexcept;
+
+  // The child's process id; stays valid (and unused by others) until it was reaped.
+  int pid() const;
+  // The exit status once the child has exited (and the loop has seen it):
+  // its exit code, or -N when signal N killed it (as Python). nullopt before.
+  std::optional<int> returncode() const;
+  // Waits for the child to exit and gives returncode(). Any number of tasks
+  // may wait at once; cancelling a wait only stops that wait (the child runs
+  // on). RuntimeError("Event loop is closed") if the loop closed first.
+  Async<int> wait() const;
+
+  // Sends signal `signal` (uv_process_kill). A child that has already exited
+  // (returncode() set) is left alone: the call does nothing (Popen's choice;
+  // asyncio raises ProcessLookupError). A bad signal number is a UvError
+  // (EINVAL); RuntimeError("Event loop is closed") after the loop closed.
+  void send_signal(int signal) const;
+  void terminate() const;  // SIGTERM
+  void kill() const;       // SIGKILL
+
+  explicit operator bool() const noexcept { return state_ != nullptr; }
+
+ private:
+  detail::ProcessState& state() const;
+  std::shared_ptr<detail::ProcessState> state_;
+};
+
+// Starts `program` (searched in PATH like execvp when it has no '/') with
+// argv[1..] = `args`, on the running loop. Failing to start it is the UvError
+// subclass for the cause, naming the program: FileNotFoundError("spawn
+// 'no-such-prog': ENOENT (no such file or directory)"), PermissionError for
+// EACCES; a missing cwd names it too ("spawn 'ls' in '/nope': ENOENT ...").
+// ValueError for an empty program or a NUL byte inside any string.
+UVAIO_API Async<Process> create_subprocess_exec(std::string program, std::vector<std::string> args = {},
+                                                ProcessOptions options = {});
+
+}  // namespace uvaio

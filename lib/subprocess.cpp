@@ -1,0 +1,241 @@
+#include "uvaio/subprocess.hpp"
+
+#include <csignal>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "io.hpp"
+#include "uvaio/loop.hpp"
+
+namespace uvaio {
+namespace detail {
+
+// The uv_process_t and what the exit callback learns, shared by the Process
+// handles. Lifetime: from uv_spawn until the handle's close callback the state
+// holds a reference to itself (self_), so the handle outlives every callback
+// libuv may make, whoever drops their Process. The handle is closed as soon as
+// the exit callback ran (the child is reaped by then), or by Loop::close()
+// (close_for_loop: libuv then stops watching the child). While the handle is
+// open the state is registered with its loop and loop_ is valid; afterwards
+// loop_ is not used again.
+class ProcessState final : public IoResource {
+ public:
+  explicit ProcessState(LoopImpl& loop) noexcept : loop_(&loop) { handle_.data = this; }
+  ~ProcessState() override = default;
+
+  // Starts the child; on failure the handle (which uv_spawn initialised
+  // anyway) is closed and the error thrown.
+  static void spawn(std::shared_ptr<ProcessState> self, const std::string& program, uv_process_options_t& options,
+                    const std::string& cwd_note) {
+    self->loop_->register_io(*self);
+    self->open_ = true;
+    ProcessState& state = *self;
+    state.self_ = std::move(self);
+    state.spawn_registered(program, options, cwd_note);
+  }
+
+ private:
+  void spawn_registered(const std::string& program, uv_process_options_t& options, const std::string& cwd_note) {
+    const int rc = uv_spawn(&loop_->uv_, &handle_, &options);
+    if (rc < 0) {
+      close_handle();
+      throw_uv_error(rc, "spawn '" + program + "'" + cwd_note);
+    }
+    pid_ = handle_.pid;
+  }
+
+ public:
+
+  Future<int> add_exit_waiter() {
+    if (loop_closed_ || !open_) throw RuntimeError("Event loop is closed");
+    check_usable(loop_, "Process.wait");
+    // Waits that were cancelled leave a done future behind: drop those, so
+    // that repeated cancelled waits on a long-lived child do not pile up.
+    std::erase_if(exit_waiters_, [](const Future<int>& f) { return f.done(); });
+    Future<int> waiter = owner_of(*loop_).create_future<int>();
+    exit_waiters_.push_back(waiter);
+    return waiter;
+  }
+
+  void send_signal(int signal) {
+    if (returncode_) return;
+    if (loop_closed_ || !open_) throw RuntimeError("Event loop is closed");
+    check_usable(loop_, "Process.send_signal");
+    // Until the exit callback has run the child is not reaped (at worst a
+    // zombie), so its pid cannot have been reused by another process.
+    const int rc = uv_process_kill(&handle_, signal);
+    if (rc < 0) throw_uv_error(rc, "send signal " + std::to_string(signal) + " to pid " + std::to_string(pid_));
+  }
+
+  void close_for_loop() noexcept override {
+    loop_closed_ = true;
+    exit_waiters_.clear();
+    close_handle();
+  }
+
+  int pid_ = 0;
+  std::optional<int> returncode_;
+
+ private:
+  void close_handle() noexcept {
+    if (!open_) return;
+    open_ = false;
+    loop_->unregister_io(*this);
+    uv_close(reinterpret_cast<uv_handle_t*>(&handle_), &on_close);
+  }
+
+  static void on_exit(uv_process_t* handle, int64_t exit_status, int term_signal) {
+    auto* self = static_cast<ProcessState*>(handle->data);
+    // As Python: -N for a child killed by signal N.
+    self->returncode_ = term_signal != 0 ? -term_signal : static_cast<int>(exit_status);
+    // Settling only schedules the waiting tasks (through the ready queue);
+    // none runs here. While the loop closes nobody will run them at all.
+    if (!self->loop_->closing()) {
+      for (const Future<int>& waiter : self->exit_waiters_) {
+        if (waiter.done()) continue;  // that wait was cancelled
+        try {
+          waiter.set_result(*self->returncode_);
+        } catch (...) {
+          // Only InvalidStateError is possible, and done() was checked.
+        }
+      }
+    }
+    self->exit_waiters_.clear();
+    self->close_handle();
+  }
+
+  static void on_close(uv_handle_t* handle) {
+    auto* self = static_cast<ProcessState*>(handle->data);
+    // May free *self (when no Process refers to it any more).
+    std::shared_ptr<ProcessState> keep = std::move(self->self_);
+  }
+
+ public:
+  static uv_exit_cb exit_callback() noexcept { return &on_exit; }
+
+ private:
+  uv_process_t handle_{};
+  LoopImpl* loop_;
+  std::shared_ptr<ProcessState> self_;
+  std::vector<Future<int>> exit_waiters_;
+  bool open_ = false;
+  bool loop_closed_ = false;
+};
+
+}  // namespace detail
+
+namespace {
+
+void check_no_nul(const std::string& text, const char* what) {
+  if (text.find('\0') != std::string::npos) {
+    throw ValueError(std::string("create_subprocess_exec: ") + what + " contains a NUL byte");
+  }
+}
+
+uv_stdio_container_t stdio_for(Stdio mode, int fd) {
+  uv_stdio_container_t container{};
+  switch (mode) {
+    case Stdio::inherit:
+      container.flags = UV_INHERIT_FD;
+      container.data.fd = fd;
+      break;
+    case Stdio::null:
+      // libuv opens /dev/null for descriptors 0-2 marked UV_IGNORE.
+      container.flags = UV_IGNORE;
+      break;
+    case Stdio::pipe:
+      throw ValueError("create_subprocess_exec: Stdio::pipe is not supported yet");
+  }
+  return container;
+}
+
+std::shared_ptr<detail::ProcessState> spawn(const std::string& program, const std::vector<std::string>& args,
+                                            const ProcessOptions& options) {
+  detail::LoopImpl& loop = detail::io_loop("create_subprocess_exec");
+  if (program.empty()) throw ValueError("create_subprocess_exec: the program name is empty");
+  check_no_nul(program, "the program name");
+  for (const std::string& arg : args) check_no_nul(arg, "an argument");
+  if (options.cwd) check_no_nul(*options.cwd, "the working directory");
+  if (options.env) {
+    for (const std::string& entry : *options.env) {
+      check_no_nul(entry, "an environment entry");
+      if (entry.find('=') == std::string::npos) {
+        throw ValueError("create_subprocess_exec: environment entry '" + entry + "' is not NAME=value");
+      }
+    }
+  }
+
+  // libuv copies what it needs before uv_spawn returns (the child execs from
+  // the copies made by fork), so these may be locals.
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 2);
+  argv.push_back(const_cast<char*>(program.c_str()));
+  for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  if (options.env) {
+    envp.reserve(options.env->size() + 1);
+    for (const std::string& entry : *options.env) envp.push_back(const_cast<char*>(entry.c_str()));
+    envp.push_back(nullptr);
+  }
+  uv_stdio_container_t stdio[3] = {stdio_for(options.stdin_mode, 0), stdio_for(options.stdout_mode, 1),
+                                    stdio_for(options.stderr_mode, 2)};
+
+  uv_process_options_t native{};
+  native.exit_cb = detail::ProcessState::exit_callback();
+  native.file = program.c_str();
+  native.args = argv.data();
+  native.env = options.env ? envp.data() : nullptr;
+  native.cwd = options.cwd ? options.cwd->c_str() : nullptr;
+  native.stdio_count = 3;
+  native.stdio = stdio;
+
+  auto state = std::make_shared<detail::ProcessState>(loop);
+  detail::ProcessState::spawn(state, program, native, options.cwd ? " in '" + *options.cwd + "'" : std::string());
+  return state;
+}
+
+}  // namespace
+
+Process::Process(std::shared_ptr<detail::ProcessState> state) noexcept : state_(std::move(state)) {}
+
+detail::ProcessState& Process::state() const {
+  if (state_ == nullptr) throw RuntimeError("Process: empty handle (default-constructed or moved from)");
+  return *state_;
+}
+
+int Process::pid() const { return state().pid_; }
+
+std::optional<int> Process::returncode() const { return state().returncode_; }
+
+namespace {
+
+Async<int> wait_for_exit(std::shared_ptr<detail::ProcessState> state) {
+  if (!state->returncode_) {
+    Future<int> waiter = state->add_exit_waiter();
+    co_await waiter;
+  }
+  co_return *state->returncode_;
+}
+
+}  // namespace
+
+Async<int> Process::wait() const {
+  state();
+  return wait_for_exit(state_);
+}
+
+void Process::send_signal(int signal) const { state().send_signal(signal); }
+void Process::terminate() const { send_signal(SIGTERM); }
+void Process::kill() const { send_signal(SIGKILL); }
+
+Async<Process> create_subprocess_exec(std::string program, std::vector<std::string> args, ProcessOptions options) {
+  co_return Process(spawn(program, args, options));
+}
+
+}  // namespace uvaio
