@@ -17,6 +17,7 @@
 #include "uvaio/runner.hpp"
 #include "uvaio/sleep.hpp"
 #include "uvaio/source_location.hpp"
+#include "uvaio/streams.hpp"
 #include "uvaio/subprocess.hpp"
 #include "uvaio/sync.hpp"
 #include "uvaio/task.hpp"
