@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -276,6 +277,223 @@ TEST_CASE("closing the loop with a child running frees everything; the Process t
   int status = 0;
   CHECK(::waitpid(child.pid(), &status, 0) == child.pid());
   CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGKILL);
+}
+
+// --- pipes -----------------------------------------------------------------------
+
+using Output = std::pair<std::string, std::string>;
+
+uvaio::Async<std::pair<Output, int>> communicate_with(std::string program, std::vector<std::string> args,
+                                                     ProcessOptions options, std::string input = {}) {
+  auto start = uvaio::create_subprocess_exec(std::move(program), std::move(args), std::move(options));
+  Process child = co_await start;
+  auto talking = child.communicate(std::move(input));
+  Output output = co_await talking;
+  const int code = child.returncode().value_or(-1000);
+  co_return std::pair{std::move(output), code};
+}
+
+const ProcessOptions all_pipes{.stdin_mode = Stdio::pipe, .stdout_mode = Stdio::pipe, .stderr_mode = Stdio::pipe};
+
+std::string pattern(char first, std::size_t size) {
+  std::string out(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<char>(first + i % 26);
+  return out;
+}
+
+std::uint64_t fnv1a(const std::string& data) {
+  std::uint64_t hash = 14695981039346656037ull;
+  for (const char c : data) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+TEST_CASE("communicate gives stdout and stderr separately; cwd and env reach the child") {
+  TempDir dir;
+  ProcessOptions options = all_pipes;
+  options.cwd = dir.path;
+  options.env = std::vector<std::string>{"X=hello world", "PATH=/usr/bin:/bin"};
+  auto [output, code] = uvaio::run(communicate_with("sh", {"-c", "pwd; echo \"$X\"; echo oops >&2; exit 4"}, options));
+  CHECK(output.first == dir.path + "\nhello world\n");
+  CHECK(output.second == "oops\n");
+  CHECK(code == 4);
+}
+
+TEST_CASE("communicate with 10 MiB each way does not deadlock with a child that writes before it reads") {
+  constexpr std::size_t size = 10 * 1024 * 1024;
+  std::string input = pattern('0', size);
+  const std::string summary = "stdin " + std::to_string(size) + " " + std::to_string(fnv1a(input)) + "\n";
+  auto [output, code] =
+      uvaio::run(communicate_with(UVAIO_SUBPROCESS_CHILD, {"flood", std::to_string(size)}, all_pipes, input));
+  CHECK(code == 0);
+  CHECK(output.first.size() == size + summary.size());
+  CHECK(output.second.size() == size);
+  // Whole-string comparisons, but doctest would print 10 MiB on failure.
+  const bool stdout_exact = output.first == pattern('A', size) + summary;
+  const bool stderr_exact = output.second == pattern('a', size);
+  CHECK(stdout_exact);
+  CHECK(stderr_exact);
+}
+
+TEST_CASE("communicate ignores a child that exits without reading its stdin") {
+  auto [output, code] = uvaio::run(communicate_with("sh", {"-c", "echo early; exit 0"}, all_pipes,
+                                                    std::string(10 * 1024 * 1024, 'x')));
+  CHECK(output == Output{"early\n", ""});
+  CHECK(code == 0);
+}
+
+TEST_CASE("Stdio::null stdin reads as EOF and communicate gives empty strings for streams that are not pipes") {
+  ProcessOptions options{.stdin_mode = Stdio::null, .stdout_mode = Stdio::pipe, .stderr_mode = Stdio::null};
+  auto [output, code] = uvaio::run(communicate_with("sh", {"-c", "cat; echo done; echo hidden >&2"}, options));
+  CHECK(output == Output{"done\n", ""});
+  CHECK(code == 0);
+}
+
+TEST_CASE("Stdio::to_stdout sends stderr into the stdout pipe, in the order written") {
+  ProcessOptions options{.stdout_mode = Stdio::pipe, .stderr_mode = Stdio::to_stdout};
+  auto [output, code] = uvaio::run(communicate_with("sh", {"-c", "echo one; echo two >&2; echo three"}, options));
+  CHECK(output == Output{"one\ntwo\nthree\n", ""});
+  CHECK(code == 0);
+}
+
+TEST_CASE("Stdio::to_stdout is refused for stdin and stdout") {
+  ProcessOptions options{.stdout_mode = Stdio::to_stdout};
+  CHECK_THROWS_WITH_AS(uvaio::run(exit_code_of("true", {}, options)),
+                       "create_subprocess_exec: Stdio::to_stdout is only for stderr_mode", uvaio::ValueError);
+}
+
+TEST_CASE("communicate with input refuses a stdin that is not a pipe") {
+  auto body = []() -> uvaio::Async<std::string> {
+    Process child = co_await uvaio::create_subprocess_exec("true");
+    std::string message;
+    try {
+      (void)child.communicate("data");
+    } catch (const uvaio::ValueError& e) {
+      message = e.what();
+    }
+    co_await child.wait();
+    co_return message;
+  };
+  CHECK(uvaio::run(body()) == "communicate: input given but stdin is not Stdio::pipe");
+}
+
+TEST_CASE("the pipes are StreamWriter and StreamReader a program can talk through line by line") {
+  auto body = []() -> uvaio::Async<std::vector<std::string>> {
+    auto start = uvaio::create_subprocess_exec("cat", {}, all_pipes);
+    Process child = co_await start;
+    std::vector<std::string> seen;
+    seen.push_back(child.stdin_stream() && child.stdout_stream() && child.stderr_stream() ? "pipes" : "missing");
+    uvaio::StreamWriter in = child.stdin_stream();
+    uvaio::StreamReader out = child.stdout_stream();
+    in.write("first\n");
+    std::string line = co_await out.readline();
+    seen.push_back(line);
+    in.write("second\n");
+    co_await in.drain();
+    line = co_await out.readline();
+    seen.push_back(line);
+    in.write_eof();
+    std::string rest = co_await out.read();
+    seen.push_back("rest '" + rest + "'");
+    const int code = co_await child.wait();
+    seen.push_back(std::to_string(code));
+    co_return seen;
+  };
+  CHECK(uvaio::run(body()) == std::vector<std::string>{"pipes", "first\n", "second\n", "rest ''", "0"});
+}
+
+TEST_CASE("a stream that is not Stdio::pipe gives an empty handle") {
+  auto body = []() -> uvaio::Async<int> {
+    Process child = co_await uvaio::create_subprocess_exec("true");
+    const int empty = (child.stdin_stream() ? 0 : 1) + (child.stdout_stream() ? 0 : 1) + (child.stderr_stream() ? 0 : 1);
+    co_await child.wait();
+    co_return empty;
+  };
+  CHECK(uvaio::run(body()) == 3);
+}
+
+TEST_CASE("dropping the Process closes its pipes: cat sees EOF, exits and is reaped") {
+  auto body = []() -> uvaio::Async<std::vector<std::string>> {
+    int pid = 0;
+    {
+      auto start = uvaio::create_subprocess_exec("cat", {}, all_pipes);
+      Process child = co_await start;
+      pid = child.pid();
+    }
+    co_await until_reaped(pid);
+    std::vector<std::string> seen;
+    seen.push_back(proc_state(pid) ? "not reaped" : "reaped");
+    errno = 0;
+    const pid_t waited = ::waitpid(pid, nullptr, WNOHANG);
+    seen.push_back(waited == -1 && errno == ECHILD ? "ECHILD" : "waitpid gave " + std::to_string(waited));
+    co_return seen;
+  };
+  CHECK(uvaio::run(body()) == std::vector<std::string>{"reaped", "ECHILD"});
+}
+
+TEST_CASE("a program that cannot start with pipes requested closes the pipes and names the program") {
+  auto [error, loop_closed_cleanly] = [] {
+    std::string what;
+    uvaio::Loop loop;
+    try {
+      loop.run_until_complete(exit_code_of("no-such-prog", {}, all_pipes));
+    } catch (const uvaio::FileNotFoundError& e) {
+      what = e.what();
+    }
+    loop.close();
+    return std::pair{what, loop.is_closed()};
+  }();
+  CHECK(error == "spawn 'no-such-prog': ENOENT (no such file or directory)");
+  CHECK(loop_closed_cleanly);
+}
+
+TEST_CASE("cancelling communicate leaves the child running; killing it ends its wait") {
+  auto talk = [](Process child) -> uvaio::Async<Output> { co_return co_await child.communicate("ignored"); };
+  auto body = [](decltype(talk) make_talk) -> uvaio::Async<std::vector<std::string>> {
+    auto start = uvaio::create_subprocess_exec("sleep", {"60"}, all_pipes);
+    Process child = co_await start;
+    auto task = uvaio::create_task(make_talk(child));
+    co_await test_support::yield_times(3);
+    task.cancel("enough");
+    co_await test_support::settle(task, 50);
+    std::vector<std::string> seen;
+    seen.push_back(test_support::cancelled_message([&] { task.result(); }));
+    const auto state = proc_state(child.pid());
+    seen.push_back(state && *state != 'Z' ? "alive" : "gone");
+    child.kill();
+    const int code = co_await child.wait();
+    seen.push_back(std::to_string(code));
+    co_return seen;
+  };
+  CHECK(uvaio::run(body(talk)) == std::vector<std::string>{"enough", "alive", "-9"});
+}
+
+TEST_CASE("closing the loop while communicate runs with a child still running frees the pipes") {
+  auto talk = [](Process child) -> uvaio::Async<Output> { co_return co_await child.communicate("some input"); };
+  int pid = 0;
+  {
+    test_support::LogCapture log;
+    uvaio::Loop loop;
+    Process child = loop.run_until_complete(uvaio::create_subprocess_exec("sleep", {"60"}, all_pipes));
+    pid = child.pid();
+    auto task = loop.create_task(talk(child));
+    test_support::run_iterations(loop, 3);
+    CHECK_FALSE(task.done());
+    REQUIRE(::kill(pid, SIGKILL) == 0);
+    loop.close();
+    CHECK(task.cancelled());
+    CHECK_FALSE(child.returncode().has_value());
+    // communicate's task and gather's two readers (the child never wrote); the
+    // writer too if the pipe had not taken the input yet.
+    const std::size_t destroyed = log.count("Task was destroyed but it is pending!");
+    CHECK(destroyed >= 3);
+    CHECK(destroyed <= 4);
+  }
+  int status = 0;
+  CHECK(::waitpid(pid, &status, 0) == pid);
   CHECK(WTERMSIG(status) == SIGKILL);
 }
 
