@@ -32,28 +32,22 @@ class ProcessState final : public IoResource {
   explicit ProcessState(LoopImpl& loop) noexcept : loop_(&loop) { handle_.data = this; }
   ~ProcessState() override = default;
 
-  // Starts the child; on failure the handle (which uv_spawn initialised
-  // anyway) is closed and the error thrown.
+  // Starts the child; on failure the handle (which uv_spawn initialises even
+  // then) is closed and the error thrown, naming the program.
   static void spawn(std::shared_ptr<ProcessState> self, const std::string& program, uv_process_options_t& options,
                     const std::string& cwd_note) {
-    self->loop_->register_io(*self);
-    self->open_ = true;
     ProcessState& state = *self;
+    state.loop_->register_io(state);
+    state.open_ = true;
     state.self_ = std::move(self);
-    state.spawn_registered(program, options, cwd_note);
-  }
-
- private:
-  void spawn_registered(const std::string& program, uv_process_options_t& options, const std::string& cwd_note) {
-    const int rc = uv_spawn(&loop_->uv_, &handle_, &options);
+    options.exit_cb = &on_exit;
+    const int rc = uv_spawn(&state.loop_->uv_, &state.handle_, &options);
     if (rc < 0) {
-      close_handle();
+      state.close_handle();
       throw_uv_error(rc, "spawn '" + program + "'" + cwd_note);
     }
-    pid_ = handle_.pid;
+    state.pid_ = state.handle_.pid;
   }
-
- public:
 
   Future<int> add_exit_waiter() {
     if (loop_closed_ || !open_) throw RuntimeError("Event loop is closed");
@@ -115,20 +109,16 @@ class ProcessState final : public IoResource {
 
   static void on_close(uv_handle_t* handle) {
     auto* self = static_cast<ProcessState*>(handle->data);
-    // May free *self (when no Process refers to it any more).
+    // Released last: this may free *self (no Process refers to it any more).
     std::shared_ptr<ProcessState> keep = std::move(self->self_);
   }
 
- public:
-  static uv_exit_cb exit_callback() noexcept { return &on_exit; }
-
- private:
   uv_process_t handle_{};
   LoopImpl* loop_;
   std::shared_ptr<ProcessState> self_;
   std::vector<Future<int>> exit_waiters_;
-  bool open_ = false;
-  bool loop_closed_ = false;
+  bool open_ = false;         // registered, and the handle not yet uv_close()d
+  bool loop_closed_ = false;  // Loop::close() closed the handle before the exit
 };
 
 }  // namespace detail
@@ -265,7 +255,6 @@ Process spawn(const std::string& program, const std::vector<std::string>& args, 
   if (options.stderr_mode == Stdio::to_stdout) merge_stderr(options.stdout_mode, stdio, pipes);
 
   uv_process_options_t native{};
-  native.exit_cb = detail::ProcessState::exit_callback();
   native.file = program.c_str();
   native.args = argv.data();
   native.env = options.env ? envp.data() : nullptr;
