@@ -157,6 +157,12 @@ TEST_CASE("a working directory that does not exist is a FileNotFoundError naming
                        uvaio::FileNotFoundError);
 }
 
+TEST_CASE("with env given, the program is looked up in env's PATH, not ours") {
+  ProcessOptions options{.env = std::vector<std::string>{"PATH=/nonexistent-uvaio-dir"}};
+  CHECK_THROWS_WITH_AS(uvaio::run(exit_code_of("true", {}, options)),
+                       "spawn 'true': ENOENT (no such file or directory)", uvaio::FileNotFoundError);
+}
+
 TEST_CASE("an empty program name or a NUL byte in an argument is a ValueError") {
   CHECK_THROWS_WITH_AS(uvaio::run(exit_code_of("", {})), "create_subprocess_exec: the program name is empty", uvaio::ValueError);
   CHECK_THROWS_WITH_AS(uvaio::run(exit_code_of("echo", {std::string("a\0b", 3)})), "create_subprocess_exec: an argument contains a NUL byte",
@@ -203,11 +209,13 @@ TEST_CASE("cancelling a wait leaves the child running; a later wait sees it kill
     auto start_child = uvaio::create_subprocess_exec("sleep", {"60"});
     Process child = co_await start_child;
     auto task = uvaio::create_task(make_waiter(child));
+    auto other = uvaio::create_task(make_waiter(child));
     co_await test_support::yield_times(2);
     task.cancel("stop waiting");
     co_await test_support::settle(task);
     std::vector<std::string> seen;
     seen.push_back(test_support::cancelled_message([&] { task.result(); }));
+    seen.push_back(other.done() ? "other done" : "other waiting");
     // Still running: not exited as far as we know, and not a zombie.
     seen.push_back(child.returncode() ? "exited" : "running");
     const auto state = proc_state(child.pid());
@@ -215,9 +223,12 @@ TEST_CASE("cancelling a wait leaves the child running; a later wait sees it kill
     child.kill();
     const int code = co_await child.wait();
     seen.push_back(std::to_string(code));
+    const int others = co_await other;
+    seen.push_back(std::to_string(others));
     co_return seen;
   };
-  CHECK(uvaio::run(body(waiter)) == std::vector<std::string>{"stop waiting", "running", "alive", "-9"});
+  CHECK(uvaio::run(body(waiter)) ==
+        std::vector<std::string>{"stop waiting", "other waiting", "running", "alive", "-9", "-9"});
 }
 
 TEST_CASE("dropping the Process of a running child neither kills it nor leaves a zombie") {

@@ -98,7 +98,8 @@ class UVAIO_API Process {
   StreamReader stderr_;
 };
 
-// Starts `program` (searched in PATH like execvp when it has no '/') with
+// Starts `program` (searched in PATH like execvp when it has no '/': the PATH
+// of options.env when one is given, as the child's own) with
 // argv[1..] = `args`, on the running loop. Failing to start it is the UvError
 // subclass for the cause, naming the program: FileNotFoundError("spawn
 // 'no-such-prog': ENOENT (no such file or directory)"), PermissionError for
