@@ -19,6 +19,7 @@
 #include "uvaio/sleep.hpp"
 #include "uvaio/source_location.hpp"
 #include "uvaio/streams.hpp"
+#include "uvaio/subprocess.hpp"
 #include "uvaio/sync.hpp"
 #include "uvaio/task.hpp"
 #include "uvaio/task_group.hpp"
