@@ -18,6 +18,8 @@
 
 using namespace std::chrono_literals;
 
+using test_support::TempDir;
+
 TEST_SUITE_BEGIN("subprocess");
 
 namespace {
@@ -44,19 +46,6 @@ std::optional<char> proc_state(int pid) {
 uvaio::Async<void> until_reaped(int pid) {
   for (int i = 0; i < 10000 && proc_state(pid).has_value(); ++i) co_await uvaio::sleep(1ms);
 }
-
-// A temporary directory, removed (it must be empty) when the test ends.
-struct TempDir {
-  TempDir() {
-    char name[] = "/tmp/uvaio-subprocess-XXXXXX";
-    REQUIRE(::mkdtemp(name) != nullptr);
-    path = name;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() { ::rmdir(path.c_str()); }
-  std::string path;
-};
 
 uvaio::Async<int> exit_code_of(std::string program, std::vector<std::string> args, ProcessOptions options = {}) {
   Process child = co_await uvaio::create_subprocess_exec(std::move(program), std::move(args), std::move(options));
@@ -144,7 +133,7 @@ TEST_CASE("a program that does not exist is a FileNotFoundError naming it") {
 
 TEST_CASE("a file that is not executable is a PermissionError naming it") {
   TempDir dir;
-  const std::string path = dir.path + "/not-executable";
+  const std::string path = dir.path() + "/not-executable";
   { std::ofstream(path) << "#!/bin/sh\n"; }
   CHECK_THROWS_WITH_AS(uvaio::run(exit_code_of(path, {})), ("spawn '" + path + "': EACCES (permission denied)").c_str(),
                        uvaio::PermissionError);
@@ -174,9 +163,9 @@ TEST_CASE("an empty program name or a NUL byte in an argument is a ValueError") 
 TEST_CASE("cwd and env reach the child") {
   TempDir dir;
   // The child checks them itself; its exit code says which check failed.
-  const std::string script = "test \"$(pwd)\" = '" + dir.path + "' || exit 10; test \"$X\" = 'hello world' || exit 11; "
+  const std::string script = "test \"$(pwd)\" = '" + dir.path() + "' || exit 10; test \"$X\" = 'hello world' || exit 11; "
                              "test -z \"$HOME\" || exit 12; exit 0";
-  ProcessOptions options{.cwd = dir.path, .env = std::vector<std::string>{"X=hello world", "PATH=/usr/bin:/bin"}};
+  ProcessOptions options{.cwd = dir.path(), .env = std::vector<std::string>{"X=hello world", "PATH=/usr/bin:/bin"}};
   CHECK(uvaio::run(exit_code_of("sh", {"-c", script}, options)) == 0);
 }
 
@@ -325,10 +314,10 @@ std::uint64_t fnv1a(const std::string& data) {
 TEST_CASE("communicate gives stdout and stderr separately; cwd and env reach the child") {
   TempDir dir;
   ProcessOptions options = all_pipes;
-  options.cwd = dir.path;
+  options.cwd = dir.path();
   options.env = std::vector<std::string>{"X=hello world", "PATH=/usr/bin:/bin"};
   auto [output, code] = uvaio::run(communicate_with("sh", {"-c", "pwd; echo \"$X\"; echo oops >&2; exit 4"}, options));
-  CHECK(output.first == dir.path + "\nhello world\n");
+  CHECK(output.first == dir.path() + "\nhello world\n");
   CHECK(output.second == "oops\n");
   CHECK(code == 4);
 }
