@@ -92,8 +92,11 @@ SigintGuard::SigintGuard(Loop& loop, TaskRef main_task) : state_(std::make_share
     loop.add_signal_handler(SIGINT, [weak] {
       std::shared_ptr<State> state = weak.lock();
       if (!state || !state->installed) return;
-      ++state->interrupts;
-      if (state->interrupts == 1 && !state->main_task.done()) state->main_task.cancel();
+      // Only a SIGINT that cancelled the task counts: one handled after the
+      // task ended (cancelled by someone else) must not turn that
+      // CancelledError into KeyboardInterrupt (found under valgrind, whose
+      // slowness let the signal in between the task's end and run()'s).
+      if (!state->main_task.done() && state->main_task.cancel()) ++state->interrupts;
       // The default action again: the next Ctrl-C ends the process even if
       // the task never lets the loop turn again.
       state->installed = false;
