@@ -1,10 +1,10 @@
 #include "uvaio/runner.hpp"
 
-#include <csignal>
-#include <utility>
-
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <csignal>
+#include <utility>
 #include <vector>
 
 #include "log_internal.hpp"

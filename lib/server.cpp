@@ -272,32 +272,15 @@ void ServerState::listen(const std::vector<SocketAddress>& addresses) {
   }
 }
 
+void add_user(ServerState& state) noexcept { state.add_user(); }
+void remove_user(ServerState& state) noexcept { state.remove_user(); }
+
 }  // namespace uvaio::detail
 
 namespace uvaio {
 
 using detail::ServerState;
 
-Server::Server(std::shared_ptr<detail::ServerState> state) noexcept : state_(std::move(state)) {
-  if (state_) state_->add_user();
-}
-Server::Server(const Server& other) noexcept : state_(other.state_) {
-  if (state_) state_->add_user();
-}
-Server::Server(Server&& other) noexcept : state_(std::move(other.state_)) {}
-Server& Server::operator=(const Server& other) noexcept {
-  Server copy(other);
-  std::swap(state_, copy.state_);
-  return *this;
-}
-Server& Server::operator=(Server&& other) noexcept {
-  Server moved(std::move(other));
-  std::swap(state_, moved.state_);
-  return *this;
-}
-Server::~Server() {
-  if (state_) state_->remove_user();
-}
 
 detail::ServerState& Server::checked() const {
   if (!state_) detail::throw_empty_handle("Server");

@@ -441,4 +441,7 @@ SocketAddress StreamState::query_address(int (*query)(const uv_tcp_t*, sockaddr*
   }
 }
 
+void add_user(StreamState& state) noexcept { state.add_user(); }
+void remove_user(StreamState& state) noexcept { state.remove_user(); }
+
 }  // namespace uvaio::detail

@@ -167,26 +167,6 @@ Async<void> wait_closed_impl(StatePtr state) {
 
 // --- StreamReader -----------------------------------------------------------------
 
-StreamReader::StreamReader(std::shared_ptr<detail::StreamState> state) noexcept : state_(std::move(state)) {
-  if (state_) state_->add_user();
-}
-StreamReader::StreamReader(const StreamReader& other) noexcept : state_(other.state_) {
-  if (state_) state_->add_user();
-}
-StreamReader::StreamReader(StreamReader&& other) noexcept : state_(std::move(other.state_)) {}
-StreamReader& StreamReader::operator=(const StreamReader& other) noexcept {
-  StreamReader copy(other);
-  std::swap(state_, copy.state_);
-  return *this;
-}
-StreamReader& StreamReader::operator=(StreamReader&& other) noexcept {
-  StreamReader moved(std::move(other));
-  std::swap(state_, moved.state_);
-  return *this;
-}
-StreamReader::~StreamReader() {
-  if (state_) state_->remove_user();
-}
 
 Async<std::string> StreamReader::read(std::ptrdiff_t n) const {
   checked(state_, "StreamReader");
@@ -213,26 +193,6 @@ std::size_t StreamReader::limit() const { return checked(state_, "StreamReader")
 
 // --- StreamWriter -----------------------------------------------------------------
 
-StreamWriter::StreamWriter(std::shared_ptr<detail::StreamState> state) noexcept : state_(std::move(state)) {
-  if (state_) state_->add_user();
-}
-StreamWriter::StreamWriter(const StreamWriter& other) noexcept : state_(other.state_) {
-  if (state_) state_->add_user();
-}
-StreamWriter::StreamWriter(StreamWriter&& other) noexcept : state_(std::move(other.state_)) {}
-StreamWriter& StreamWriter::operator=(const StreamWriter& other) noexcept {
-  StreamWriter copy(other);
-  std::swap(state_, copy.state_);
-  return *this;
-}
-StreamWriter& StreamWriter::operator=(StreamWriter&& other) noexcept {
-  StreamWriter moved(std::move(other));
-  std::swap(state_, moved.state_);
-  return *this;
-}
-StreamWriter::~StreamWriter() {
-  if (state_) state_->remove_user();
-}
 
 void StreamWriter::write(std::string_view data) const { checked(state_, "StreamWriter").write(data); }
 Async<void> StreamWriter::drain() const {

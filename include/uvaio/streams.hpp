@@ -22,6 +22,50 @@ namespace uvaio {
 namespace detail {
 class StreamState;
 class ServerState;
+
+// The handle count behind StreamReader, StreamWriter and Server: the state's
+// shared_ptr, plus a count of the user-facing handles (add_user/remove_user),
+// so that the last handle gone closes the connection or the listeners even
+// while a coroutine in the middle of a read still holds the state.
+UVAIO_API void add_user(StreamState& state) noexcept;
+UVAIO_API void remove_user(StreamState& state) noexcept;
+UVAIO_API void add_user(ServerState& state) noexcept;
+UVAIO_API void remove_user(ServerState& state) noexcept;
+
+template <class State>
+class UserRef {
+ public:
+  UserRef() noexcept = default;
+  explicit UserRef(std::shared_ptr<State> state) noexcept : state_(std::move(state)) {
+    if (state_) add_user(*state_);
+  }
+  UserRef(const UserRef& other) noexcept : state_(other.state_) {
+    if (state_) add_user(*state_);
+  }
+  UserRef(UserRef&& other) noexcept = default;
+  UserRef& operator=(const UserRef& other) noexcept {
+    UserRef copy(other);
+    std::swap(state_, copy.state_);
+    return *this;
+  }
+  UserRef& operator=(UserRef&& other) noexcept {
+    UserRef moved(std::move(other));
+    std::swap(state_, moved.state_);
+    return *this;
+  }
+  ~UserRef() {
+    if (state_) remove_user(*state_);
+  }
+
+  operator const std::shared_ptr<State>&() const noexcept { return state_; }  // NOLINT(google-explicit-constructor)
+  State* operator->() const noexcept { return state_.get(); }
+  State& operator*() const noexcept { return *state_; }
+  explicit operator bool() const noexcept { return static_cast<bool>(state_); }
+  friend bool operator==(const UserRef& ref, std::nullptr_t) noexcept { return ref.state_ == nullptr; }
+
+ private:
+  std::shared_ptr<State> state_;
+};
 }  // namespace detail
 
 // The reader's buffer limit and the writer's flow-control marks; asyncio's
@@ -65,12 +109,7 @@ class UVAIO_API StreamReader {
  public:
   StreamReader() noexcept = default;
   // Wraps a stream whose handle is (or is about to be) connected.
-  explicit StreamReader(std::shared_ptr<detail::StreamState> state) noexcept;
-  StreamReader(const StreamReader& other) noexcept;
-  StreamReader(StreamReader&& other) noexcept;
-  StreamReader& operator=(const StreamReader& other) noexcept;
-  StreamReader& operator=(StreamReader&& other) noexcept;
-  ~StreamReader();
+  explicit StreamReader(std::shared_ptr<detail::StreamState> state) noexcept : state_(std::move(state)) {}
 
   // n < 0: everything until EOF; n == 0: ""; otherwise up to n bytes, at least
   // one unless at EOF (then "").
@@ -91,11 +130,11 @@ class UVAIO_API StreamReader {
   std::exception_ptr exception() const;
   std::size_t limit() const;
 
-  explicit operator bool() const noexcept { return state_ != nullptr; }
+  explicit operator bool() const noexcept { return static_cast<bool>(state_); }
   const std::shared_ptr<detail::StreamState>& state() const noexcept { return state_; }
 
  private:
-  std::shared_ptr<detail::StreamState> state_;
+  detail::UserRef<detail::StreamState> state_;
 };
 
 // asyncio.StreamWriter: the sending half of a connection. A copyable handle;
@@ -109,12 +148,7 @@ class UVAIO_API StreamReader {
 class UVAIO_API StreamWriter {
  public:
   StreamWriter() noexcept = default;
-  explicit StreamWriter(std::shared_ptr<detail::StreamState> state) noexcept;
-  StreamWriter(const StreamWriter& other) noexcept;
-  StreamWriter(StreamWriter&& other) noexcept;
-  StreamWriter& operator=(const StreamWriter& other) noexcept;
-  StreamWriter& operator=(StreamWriter&& other) noexcept;
-  ~StreamWriter();
+  explicit StreamWriter(std::shared_ptr<detail::StreamState> state) noexcept : state_(std::move(state)) {}
 
   void write(std::string_view data) const;
   // Returns once libuv's write queue is at or below the low-water mark (at
@@ -136,11 +170,11 @@ class UVAIO_API StreamWriter {
   SocketAddress peername() const;
   SocketAddress sockname() const;
 
-  explicit operator bool() const noexcept { return state_ != nullptr; }
+  explicit operator bool() const noexcept { return static_cast<bool>(state_); }
   const std::shared_ptr<detail::StreamState>& state() const noexcept { return state_; }
 
  private:
-  std::shared_ptr<detail::StreamState> state_;
+  detail::UserRef<detail::StreamState> state_;
 };
 
 // Connects to host:port over TCP on the running loop: resolves host
@@ -162,12 +196,7 @@ using ClientHandler = std::function<Async<void>(StreamReader, StreamWriter)>;
 class UVAIO_API Server {
  public:
   Server() noexcept = default;
-  explicit Server(std::shared_ptr<detail::ServerState> state) noexcept;
-  Server(const Server& other) noexcept;
-  Server(Server&& other) noexcept;
-  Server& operator=(const Server& other) noexcept;
-  Server& operator=(Server&& other) noexcept;
-  ~Server();
+  explicit Server(std::shared_ptr<detail::ServerState> state) noexcept : state_(std::move(state)) {}
 
   // Stops listening (idempotent). Accepted connections go on (asyncio 3.12).
   void close() const;
@@ -187,11 +216,11 @@ class UVAIO_API Server {
   // The bound port (every listener shares it); 0 once closed.
   std::uint16_t port() const;
 
-  explicit operator bool() const noexcept { return state_ != nullptr; }
+  explicit operator bool() const noexcept { return static_cast<bool>(state_); }
 
  private:
   detail::ServerState& checked() const;
-  std::shared_ptr<detail::ServerState> state_;
+  detail::UserRef<detail::ServerState> state_;
 };
 
 // Listens on host:port on the running loop and runs handler(reader, writer)
