@@ -641,7 +641,16 @@ Async<std::string> cancel_connects() {
 
   std::vector<uvaio::Task<std::pair<StreamReader, StreamWriter>>> connects;
   for (int i = 0; i < 8; ++i) connects.push_back(uvaio::create_task(uvaio::open_connection("127.0.0.1", listener->port)));
-  for (int i = 0; i < 100; ++i) co_await uvaio::sleep(1ms);
+  // Until one has connected (bounded), then a little longer: the listener's
+  // backlog of 1 keeps the rest connecting whatever the wait.
+  auto any_done = [&connects] {
+    for (auto& task : connects) {
+      if (task.done()) return true;
+    }
+    return false;
+  };
+  for (int i = 0; i < 10000 && !any_done(); ++i) co_await uvaio::sleep(1ms);
+  for (int i = 0; i < 20; ++i) co_await uvaio::sleep(1ms);
   int cancelled = 0;
   int connected = 0;
   for (auto& task : connects) {
@@ -699,7 +708,8 @@ TEST_CASE("serve_forever ends with CancelledError when cancelled, and the server
   CHECK(uvaio::run(body()) == "server is already being awaited on serve_forever()|ping\n|cancelled|closed|0|refused");
 }
 
-Async<void> hold_until_eof(int* finished, StreamReader reader, StreamWriter writer) {
+Async<void> hold_until_eof(int* started, int* finished, StreamReader reader, StreamWriter writer) {
+  ++*started;
   std::string all = co_await reader.read();
   ++*finished;
   writer.close();
@@ -707,13 +717,17 @@ Async<void> hold_until_eof(int* finished, StreamReader reader, StreamWriter writ
 
 TEST_CASE("wait_closed returns once the server is closed and every handler has finished") {
   auto body = []() -> Async<std::string> {
+    int started = 0;
     int finished = 0;
-    auto handler = [&finished](StreamReader r, StreamWriter w) { return hold_until_eof(&finished, std::move(r), std::move(w)); };
+    auto handler = [&started, &finished](StreamReader r, StreamWriter w) {
+      return hold_until_eof(&started, &finished, std::move(r), std::move(w));
+    };
     Server server = co_await uvaio::start_server(handler, "127.0.0.1", 0);
     auto [reader, writer] = co_await uvaio::open_connection("127.0.0.1", server.port());
     writer.write("x\n");
     co_await writer.drain();
-    for (int i = 0; i < 20; ++i) co_await uvaio::sleep(1ms);  // the handler is running
+    // Until the handler runs (bounded: a handler that never starts fails the CHECK).
+    for (int i = 0; i < 10000 && started == 0; ++i) co_await uvaio::sleep(1ms);
     server.close();
     const bool serving = server.is_serving();
     auto closed = uvaio::create_task(server.wait_closed());
@@ -793,8 +807,11 @@ TEST_CASE("an exception escaping a handler goes to the loop's exception handler 
 
 TEST_CASE("dropping the reader and the writer closes the connection") {
   auto body = []() -> Async<std::string> {
+    int started = 0;
     int finished = 0;
-    auto handler = [&finished](StreamReader r, StreamWriter w) { return hold_until_eof(&finished, std::move(r), std::move(w)); };
+    auto handler = [&started, &finished](StreamReader r, StreamWriter w) {
+      return hold_until_eof(&started, &finished, std::move(r), std::move(w));
+    };
     Server server = co_await uvaio::start_server(handler, "127.0.0.1", 0);
     {
       auto connection = co_await uvaio::open_connection("127.0.0.1", server.port());
